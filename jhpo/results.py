@@ -1,0 +1,280 @@
+"""Trial records, the run directory and the result of a run.
+
+A run directory holds ``meta.json`` (what was run: space, searcher, metric, mode, seed,
+versions) and ``trials.jsonl`` (one JSON line per finished trial, flushed at once). The
+JSONL file is append-only, so a run killed at any moment loses at most the line being
+written; loading tolerates such a truncated last line and reports it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+META_FILE = "meta.json"
+TRIALS_FILE = "trials.jsonl"
+
+COMPLETED, FAILED, STOPPED = "completed", "failed", "stopped"
+
+
+@dataclasses.dataclass
+class Trial:
+    """One evaluated configuration."""
+
+    trial_id: int
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    value: float | None
+    status: str
+    error: str | None
+    start_time: float
+    end_time: float
+    seed: int
+    # The unit-cube row the searcher proposed; kept so a resumed run tells the searcher
+    # exactly what it asked, bit for bit, and so continues the same sequence.
+    row: list[float] | None = None
+
+    @property
+    def duration(self) -> float:
+        return self.end_time - self.start_time
+
+    @property
+    def ok(self) -> bool:
+        return self.status == COMPLETED and self.value is not None and math.isfinite(self.value)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), default=_json_default, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, record: dict) -> Trial:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in record.items() if k in fields})
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return repr(value)
+
+
+def finite_or_none(value) -> float | None:
+    """JSON has no NaN: non-finite numbers are recorded as null."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def clean_metrics(metrics: dict) -> dict:
+    """Metrics made JSON-safe: numpy and jax scalars to floats, non-finite to null."""
+    cleaned = {}
+    for name, value in metrics.items():
+        if hasattr(value, "item") and np.ndim(value) == 0:
+            value = value.item()
+        if isinstance(value, float):
+            value = finite_or_none(value)
+        cleaned[str(name)] = value
+    return cleaned
+
+
+def versions() -> dict[str, Any]:
+    """The software and hardware a run used, so a result can be rerun exactly."""
+    import jax
+    import jaxlib
+
+    from jhpo import __version__
+
+    return {
+        "jhpo": __version__,
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "devices": [str(d.device_kind) for d in jax.devices()],
+    }
+
+
+class RunDirectory:
+    """Reads and appends the records of one run."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    @property
+    def meta_path(self) -> Path:
+        return self.path / META_FILE
+
+    @property
+    def trials_path(self) -> Path:
+        return self.path / TRIALS_FILE
+
+    def exists(self) -> bool:
+        return self.meta_path.exists()
+
+    def read_meta(self) -> dict:
+        return json.loads(self.meta_path.read_text())
+
+    def start(self, meta: dict, *, identity_keys: Sequence[str]) -> dict:
+        """Create the run, or check that an existing one ran the same thing.
+
+        Returns the meta on disk. ``identity_keys`` are the fields that must match for a
+        resume to make sense (resuming with another space would mix two experiments).
+        """
+        if self.exists():
+            stored = self.read_meta()
+            for key in identity_keys:
+                if _normalised(stored.get(key)) != _normalised(meta.get(key)):
+                    raise ValueError(
+                        f"run_dir {str(self.path)!r} holds a run with a different {key!r}: "
+                        f"stored {stored.get(key)!r}, requested {meta.get(key)!r}; "
+                        "use a new run_dir or the same settings to resume"
+                    )
+            return stored
+        self.path.mkdir(parents=True, exist_ok=True)
+        meta = dict(meta, created=time.time(), versions=versions())
+        tmp = self.meta_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(meta, indent=2, default=_json_default))
+        tmp.replace(self.meta_path)
+        return meta
+
+    def load_trials(self, *, repair: bool = False) -> list[Trial]:
+        """Trials recorded so far. A truncated last line (a kill mid-write) is skipped
+        with a warning, and removed from the file when ``repair`` is set so that later
+        appends start on a fresh line."""
+        if not self.trials_path.exists():
+            return []
+        data = self.trials_path.read_bytes()
+        lines = data.splitlines(keepends=True)
+        trials, good_end = [], 0
+        for index, line in enumerate(lines):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                if index == len(lines) - 1:
+                    warnings.warn(
+                        f"{self.trials_path}: ignoring a truncated last record "
+                        f"({len(line)} bytes), left by a run killed while writing",
+                        stacklevel=2,
+                    )
+                    break
+                raise ValueError(f"{self.trials_path}: corrupt record at byte {good_end}") from None
+            trials.append(Trial.from_dict(record))
+            good_end += len(line)
+        if repair and good_end < len(data):
+            with open(self.trials_path, "r+b") as f:
+                f.truncate(good_end)
+        return trials
+
+    def append(self, trial: Trial) -> None:
+        line = trial.to_json() + "\n"
+        with open(self.trials_path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+
+
+def _normalised(value):
+    return json.loads(json.dumps(value, default=_json_default))
+
+
+@dataclasses.dataclass
+class Result:
+    """All trials of a run and what was optimised."""
+
+    trials: list[Trial]
+    metric: str | None = None
+    mode: str = "min"
+    meta: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def completed(self) -> list[Trial]:
+        return [t for t in self.trials if t.ok]
+
+    @property
+    def failed(self) -> list[Trial]:
+        return [t for t in self.trials if t.status == FAILED]
+
+    @property
+    def best(self) -> Trial | None:
+        """The completed trial with the best value (None when nothing completed)."""
+        completed = self.completed
+        if not completed:
+            return None
+        sign = 1.0 if self.mode == "min" else -1.0
+        return min(completed, key=lambda t: (sign * t.value, t.trial_id))
+
+    @property
+    def best_config(self) -> dict | None:
+        best = self.best
+        return None if best is None else best.config
+
+    def anytime(self) -> tuple[np.ndarray, np.ndarray]:
+        """Best-so-far value against wall-clock seconds since the first trial started.
+
+        One point per trial, in order of finishing; NaN until something completed.
+        """
+        if not self.trials:
+            return np.zeros(0), np.zeros(0)
+        ordered = sorted(self.trials, key=lambda t: t.end_time)
+        origin = min(t.start_time for t in self.trials)
+        elapsed = np.array([t.end_time - origin for t in ordered])
+        values = np.array([t.value if t.ok else np.nan for t in ordered], dtype=float)
+        return elapsed, best_so_far(values, self.mode)
+
+    def to_pandas(self):
+        """A DataFrame with one row per trial: id, status, value, config and metrics
+        columns (``config/<name>``, ``metrics/<name>``). Needs pandas."""
+        try:
+            import pandas as pd
+        except ImportError as error:  # pandas is optional
+            raise ImportError("Result.to_pandas() needs pandas: pip install pandas") from error
+        return pd.DataFrame([flatten_trial(t) for t in self.trials])
+
+    def __repr__(self) -> str:
+        best = self.best
+        best_text = "none" if best is None else f"{best.value:.6g} {best.config}"
+        return (
+            f"Result({len(self.trials)} trials, {len(self.completed)} completed, "
+            f"{len(self.failed)} failed, best: {best_text})"
+        )
+
+
+def best_so_far(values: np.ndarray, mode: str = "min") -> np.ndarray:
+    """Running best of ``values`` (NaN entries skipped; NaN before the first number)."""
+    sign = 1.0 if mode == "min" else -1.0
+    signed = np.where(np.isnan(values), np.inf, sign * np.asarray(values, dtype=float))
+    running = np.minimum.accumulate(signed) if signed.size else signed
+    return np.where(np.isinf(running), np.nan, sign * running)
+
+
+def flatten_trial(trial: Trial) -> dict:
+    row = {
+        "trial_id": trial.trial_id,
+        "status": trial.status,
+        "value": trial.value,
+        "duration_s": trial.duration,
+        "error": trial.error,
+    }
+    row.update({f"config/{k}": v for k, v in trial.config.items()})
+    row.update({f"metrics/{k}": v for k, v in trial.metrics.items()})
+    return row
+
+
+def load_run(run_dir: str | os.PathLike) -> Result:
+    """The Result recorded in ``run_dir``."""
+    directory = RunDirectory(run_dir)
+    if not directory.exists():
+        raise FileNotFoundError(f"{str(run_dir)!r} is not a jhpo run directory (no {META_FILE})")
+    meta = directory.read_meta()
+    return Result(directory.load_trials(), meta.get("metric"), meta.get("mode", "min"), meta)

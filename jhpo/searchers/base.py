@@ -1,0 +1,136 @@
+"""The searcher record and the padded observation buffers searchers keep their data in.
+
+A searcher is three pure functions over a pytree state, in the manner of optax's
+``GradientTransformation``: ``init(key) -> state``, ``ask(state, key, n) -> (rows, state)``
+and ``tell(state, rows, values) -> state``. Rows are canonical unit-cube rows of a
+:class:`jhpo.space.Space`; values are to be minimised and NaN marks a failed trial.
+
+Observations live in fixed-capacity buffers with a mask. Capacity doubles when full, so a
+jitted kernel over a buffer compiles once per power of two, not once per trial. The
+doubling reads the buffer's fill level, so ``append`` is called outside ``jit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+State = Any
+
+
+class Searcher(NamedTuple):
+    """A search strategy as pure functions over its state."""
+
+    init: Callable[[jax.Array], State]
+    ask: Callable[[State, jax.Array, int], tuple[jax.Array, State]]
+    tell: Callable[[State, jax.Array, jax.Array], State]
+
+
+class Buffer(NamedTuple):
+    """Rows and values in fixed-capacity arrays; ``mask`` marks the filled slots."""
+
+    x: jax.Array  # (capacity, dim) float32
+    y: jax.Array  # (capacity,) float32
+    mask: jax.Array  # (capacity,) bool
+
+    @property
+    def capacity(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def count(self) -> int:
+        return int(jnp.sum(self.mask))
+
+
+class SearchState(NamedTuple):
+    """The state of searchers that keep nothing but their data."""
+
+    observed: Buffer
+    pending: Buffer
+
+
+MIN_CAPACITY = 8
+
+
+def empty_buffer(dim: int, capacity: int = MIN_CAPACITY) -> Buffer:
+    return Buffer(
+        x=jnp.zeros((capacity, dim), jnp.float32),
+        y=jnp.zeros((capacity,), jnp.float32),
+        mask=jnp.zeros((capacity,), bool),
+    )
+
+
+def capacity_for(count: int) -> int:
+    """The smallest power of two (at least MIN_CAPACITY) holding ``count`` rows."""
+    capacity = MIN_CAPACITY
+    while capacity < count:
+        capacity *= 2
+    return capacity
+
+
+def grow(buffer: Buffer, capacity: int) -> Buffer:
+    """The same contents in a buffer of at least ``capacity`` slots."""
+    extra = capacity - buffer.capacity
+    if extra <= 0:
+        return buffer
+    return Buffer(
+        x=jnp.pad(buffer.x, ((0, extra), (0, 0))),
+        y=jnp.pad(buffer.y, (0, extra)),
+        mask=jnp.pad(buffer.mask, (0, extra)),
+    )
+
+
+def append(buffer: Buffer, x: jax.Array, y: jax.Array | None = None) -> Buffer:
+    """Add rows (and their values) into the free slots, doubling capacity when needed.
+
+    Filled slots are compacted to the front first, so free slots are always a suffix.
+    """
+    x = jnp.atleast_2d(jnp.asarray(x, jnp.float32))
+    y = jnp.zeros(x.shape[0], jnp.float32) if y is None else jnp.asarray(y, jnp.float32)
+    buffer = grow(compact(buffer), capacity_for(buffer.count + x.shape[0]))
+    return _write_at_end(buffer, x, y)
+
+
+@jax.jit
+def compact(buffer: Buffer) -> Buffer:
+    """Move filled slots to the front, keeping their order."""
+    order = jnp.argsort(~buffer.mask, stable=True)
+    return Buffer(buffer.x[order], buffer.y[order], buffer.mask[order])
+
+
+@jax.jit
+def _write_at_end(buffer: Buffer, x: jax.Array, y: jax.Array) -> Buffer:
+    start = jnp.sum(buffer.mask)
+    return Buffer(
+        x=jax.lax.dynamic_update_slice(buffer.x, x, (start, 0)),
+        y=jax.lax.dynamic_update_slice(buffer.y, y, (start,)),
+        mask=jax.lax.dynamic_update_slice(buffer.mask, jnp.ones(x.shape[0], bool), (start,)),
+    )
+
+
+@jax.jit
+def remove_rows(buffer: Buffer, x: jax.Array) -> Buffer:
+    """Unmask every slot whose row equals one of the rows of ``x``."""
+    matches = jnp.all(buffer.x[:, None, :] == x[None, :, :], axis=-1).any(axis=1)
+    return buffer._replace(mask=buffer.mask & ~matches)
+
+
+def init_search_state(dim: int) -> SearchState:
+    return SearchState(observed=empty_buffer(dim), pending=empty_buffer(dim))
+
+
+def record_asked(state, rows: jax.Array):
+    """``state`` with ``rows`` added to its pending buffer."""
+    return state._replace(pending=append(state.pending, rows))
+
+
+def record_told(state, rows: jax.Array, values: jax.Array):
+    """``state`` with ``rows`` observed and no longer pending."""
+    rows = jnp.atleast_2d(jnp.asarray(rows, jnp.float32))
+    return state._replace(
+        observed=append(state.observed, rows, values),
+        pending=remove_rows(state.pending, rows),
+    )

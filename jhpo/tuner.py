@@ -1,0 +1,257 @@
+"""The imperative shell: ``Optimizer`` (ask/tell over plain dicts) and ``tune``."""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jhpo import searchers as searchers_module
+from jhpo.progress import progress_bar
+from jhpo.results import (
+    COMPLETED,
+    FAILED,
+    Result,
+    RunDirectory,
+    Trial,
+    clean_metrics,
+    finite_or_none,
+)
+from jhpo.searchers.base import Searcher
+from jhpo.space import Space
+
+MODES = ("min", "max")
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r} must be 'min' or 'max'")
+    return mode
+
+
+def _config_key(config: Mapping) -> str:
+    return json.dumps(config, sort_keys=True, default=repr)
+
+
+class Optimizer:
+    """A stateful ask/tell loop for users who run trials themselves.
+
+    >>> opt = Optimizer({"x": uniform(-5, 5)}, searcher="random", seed=0)
+    >>> configs = opt.ask(4)
+    >>> opt.tell(configs, [objective(c) for c in configs])
+
+    The key of each ask is derived from the number of trials asked before it, so a
+    run rebuilt from its records (tell the finished trials, then ask) continues the
+    sequence an uninterrupted run would have produced.
+    """
+
+    def __init__(
+        self,
+        space: Space | Mapping[str, Any],
+        searcher: str | Searcher = "random",
+        *,
+        seed: int = 0,
+        mode: str = "min",
+        searcher_options: Mapping[str, Any] | None = None,
+    ):
+        self.space = space if isinstance(space, Space) else Space(space)
+        self.mode = check_mode(mode)
+        if not isinstance(seed, numbers.Integral):
+            raise TypeError(f"seed={seed!r} must be an integer")
+        self.seed = int(seed)
+        if isinstance(searcher, Searcher):
+            self.searcher = searcher
+        else:
+            self.searcher = searchers_module.make(searcher, self.space, **(searcher_options or {}))
+        init_key, self._ask_key = jax.random.split(jax.random.key(self.seed))
+        self.state = self.searcher.init(init_key)
+        self.num_asked = 0
+        self._pending_rows: dict[str, jax.Array] = {}
+
+    def ask_rows(self, n: int = 1) -> tuple[jax.Array, list[dict]]:
+        """``n`` new rows and their configurations."""
+        if not isinstance(n, numbers.Integral) or n < 1:
+            raise ValueError(f"n={n!r} must be a positive integer")
+        key = jax.random.fold_in(self._ask_key, self.num_asked)
+        rows, self.state = self.searcher.ask(self.state, key, int(n))
+        self.num_asked += int(n)
+        configs = self.space.to_configs(rows)
+        for row, config in zip(rows, configs):
+            self._pending_rows[_config_key(config)] = row
+        return rows, configs
+
+    def ask(self, n: int = 1) -> list[dict]:
+        """``n`` configurations to evaluate next, as plain dicts."""
+        return self.ask_rows(n)[1]
+
+    def tell(self, configs: Sequence[Mapping], values: Sequence[float | None]) -> None:
+        """Results for ``configs`` (asked before, or any valid configurations).
+
+        ``values`` are the metric values in the optimizer's mode; None, NaN or inf
+        mark a failed trial.
+        """
+        configs = list(configs)
+        values = list(values)
+        if len(configs) != len(values):
+            raise ValueError(
+                f"tell got {len(configs)} configs but {len(values)} values; give one value each"
+            )
+        rows = [self._row_for(config) for config in configs]
+        self.tell_rows(jnp.stack(rows) if rows else jnp.zeros((0, self.space.dim)), values)
+
+    def _row_for(self, config: Mapping) -> jax.Array:
+        row = self._pending_rows.pop(_config_key(config), None)
+        if row is None:
+            row = self.space.from_configs([config])[0]
+        return row
+
+    def tell_rows(self, rows: jax.Array, values: Sequence[float | None]) -> None:
+        """Results for unit-cube rows; see :meth:`tell` for ``values``."""
+        if len(values) == 0:
+            return
+        self.state = self.searcher.tell(
+            self.state, jnp.asarray(rows, jnp.float32), self._to_minimise(values)
+        )
+
+    def _to_minimise(self, values: Sequence[float | None]) -> jax.Array:
+        sign = 1.0 if self.mode == "min" else -1.0
+        as_float = [np.nan if v is None else float(v) for v in values]
+        minimise = sign * np.asarray(as_float, np.float32)
+        return jnp.asarray(np.where(np.isfinite(minimise), minimise, np.nan))
+
+
+def objective_value(outcome: Any, metric: str | None) -> tuple[dict, float]:
+    """The metrics dict and the optimised value of an objective's return."""
+    if isinstance(outcome, Mapping):
+        metrics = dict(outcome)
+        if metric is None:
+            if len(metrics) != 1:
+                raise ValueError(
+                    f"the objective returned metrics {sorted(metrics)}; pass metric= to name "
+                    "the one to optimise"
+                )
+            metric = next(iter(metrics))
+        if metric not in metrics:
+            raise ValueError(f"metric={metric!r} is not among the returned metrics {sorted(metrics)}")
+        value = metrics[metric]
+    else:
+        value = outcome
+        metrics = {metric or "value": outcome}
+    if np.ndim(value) != 0:
+        raise TypeError(f"the objective's value must be a scalar, got shape {np.shape(value)}")
+    return metrics, float(value)
+
+
+def run_trial(objective: Callable, config: dict, metric: str | None) -> dict:
+    """Evaluate one configuration. Failures (exceptions, NaN, inf) are caught and
+    described, never raised: one bad trial must not take down the run."""
+    start = time.time()
+    try:
+        metrics, value = objective_value(objective(dict(config)), metric)
+        if not math.isfinite(value):
+            status, error = FAILED, f"objective returned a non-finite value ({value})"
+        else:
+            status, error = COMPLETED, None
+    except Exception as exception:  # noqa: BLE001 - a failed trial is data, not a crash
+        metrics, value = {}, math.nan
+        status = FAILED
+        error = "".join(traceback.format_exception_only(type(exception), exception)).strip()
+    return {
+        "metrics": clean_metrics(metrics),
+        "value": finite_or_none(value),
+        "status": status,
+        "error": error,
+        "start_time": start,
+        "end_time": time.time(),
+    }
+
+
+def run_meta(space: Space, searcher: str | Searcher, metric, mode, seed: int, **extra) -> dict:
+    name = searcher if isinstance(searcher, str) else "custom"
+    return {"space": space.describe(), "searcher": name, "metric": metric, "mode": mode,
+            "seed": seed, **extra}
+
+
+IDENTITY_KEYS = ("space", "searcher", "searcher_options", "metric", "mode", "seed")
+
+
+def resume(optimizer: Optimizer, directory: RunDirectory | None) -> list[Trial]:
+    """Load a run's trials and tell them to the optimizer, in trial order."""
+    if directory is None:
+        return []
+    trials = sorted(directory.load_trials(repair=True), key=lambda t: t.trial_id)
+    if trials:
+        rows = jnp.asarray(
+            [t.row if t.row is not None else optimizer.space.from_configs([t.config])[0]
+             for t in trials],
+            jnp.float32,
+        )
+        optimizer.tell_rows(rows, [t.value for t in trials])
+        optimizer.num_asked = trials[-1].trial_id + 1
+    return trials
+
+
+def tune(
+    objective: Callable[[dict], float | Mapping[str, float]],
+    space: Space | Mapping[str, Any],
+    *,
+    searcher: str | Searcher = "random",
+    metric: str | None = None,
+    mode: str = "min",
+    num_trials: int | None = None,
+    max_wallclock_s: float | None = None,
+    seed: int = 0,
+    run_dir: str | None = None,
+    progress: bool = True,
+    searcher_options: Mapping[str, Any] | None = None,
+) -> Result:
+    """Minimise (or maximise) ``objective`` over ``space``, one trial after another.
+
+    The objective takes a plain dict and returns a number or a dict of metrics (then
+    ``metric`` names the one to optimise). A trial that raises or returns NaN/inf is
+    recorded as failed and the run goes on. With ``run_dir`` every finished trial is
+    appended to ``run_dir/trials.jsonl``, and calling ``tune`` again with the same
+    ``run_dir`` resumes: finished trials are reloaded, none is run twice.
+    """
+    if num_trials is None and max_wallclock_s is None:
+        raise ValueError("give a budget: num_trials, max_wallclock_s, or both")
+    if num_trials is not None and (not isinstance(num_trials, numbers.Integral) or num_trials < 1):
+        raise ValueError(f"num_trials={num_trials!r} must be a positive integer")
+    if max_wallclock_s is not None and not max_wallclock_s > 0:
+        raise ValueError(f"max_wallclock_s={max_wallclock_s!r} must be positive")
+    optimizer = Optimizer(space, searcher, seed=seed, mode=mode, searcher_options=searcher_options)
+    meta = run_meta(optimizer.space, searcher, metric, mode, seed,
+                    searcher_options=dict(searcher_options or {}))
+    directory = None
+    if run_dir is not None:
+        directory = RunDirectory(run_dir)
+        meta = directory.start(meta, identity_keys=IDENTITY_KEYS)
+    result = Result(resume(optimizer, directory), metric, mode, meta)
+
+    deadline = None if max_wallclock_s is None else time.monotonic() + max_wallclock_s
+    with progress_bar(total=num_trials, enabled=progress, initial=len(result.trials)) as bar:
+        while (num_trials is None or len(result.trials) < num_trials) and (
+            deadline is None or time.monotonic() < deadline
+        ):
+            trial_id = optimizer.num_asked
+            rows, [config] = optimizer.ask_rows(1)
+            outcome = run_trial(objective, config, metric)
+            optimizer.tell_rows(rows, [outcome["value"]])
+            trial = Trial(trial_id=trial_id, config=config, seed=seed,
+                          row=np.asarray(rows[0]).tolist(), **outcome)
+            result.trials.append(trial)
+            if directory is not None:
+                directory.append(trial)
+            bar.update(1)
+            best = result.best
+            if best is not None:
+                bar.set_postfix_str(f"best {best.value:.5g}")
+    return result

@@ -1,0 +1,74 @@
+import math
+
+import numpy as np
+import pytest
+
+from jhpo.results import Result, RunDirectory, Trial, best_so_far, clean_metrics, load_run
+
+
+def make_trial(trial_id, value, status="completed", start=0.0, end=1.0):
+    return Trial(trial_id=trial_id, config={"x": trial_id}, metrics={"loss": value}, value=value,
+                 status=status, error=None if status == "completed" else "boom",
+                 start_time=start, end_time=end, seed=0)
+
+
+def test_best_respects_mode_and_skips_failed_trials():
+    trials = [make_trial(0, 3.0), make_trial(1, None, "failed"), make_trial(2, 1.0),
+              make_trial(3, 5.0)]
+    assert Result(trials, "loss", "min").best.trial_id == 2
+    assert Result(trials, "loss", "max").best.trial_id == 3
+    assert Result([make_trial(0, None, "failed")]).best is None
+
+
+def test_best_so_far_skips_nan_and_follows_mode():
+    values = np.array([np.nan, 3.0, 4.0, np.nan, 1.0, 2.0])
+    np.testing.assert_array_equal(best_so_far(values, "min"), [np.nan, 3, 3, 3, 1, 1])
+    np.testing.assert_array_equal(best_so_far(values, "max"), [np.nan, 3, 4, 4, 4, 4])
+
+
+def test_anytime_orders_by_finishing_time_from_the_first_start():
+    trials = [make_trial(0, 5.0, start=10.0, end=14.0), make_trial(1, 2.0, start=10.5, end=12.0),
+              make_trial(2, 3.0, start=12.0, end=13.0)]
+    elapsed, best = Result(trials).anytime()
+    np.testing.assert_allclose(elapsed, [2.0, 3.0, 4.0])
+    np.testing.assert_allclose(best, [2.0, 2.0, 2.0])
+
+
+def test_clean_metrics_makes_json_safe_values():
+    cleaned = clean_metrics({"a": np.float32(1.5), "b": float("inf"), "c": "text", "d": np.int64(3)})
+    assert cleaned == {"a": 1.5, "b": None, "c": "text", "d": 3}
+    assert isinstance(cleaned["d"], int)
+
+
+def test_records_round_trip_through_the_run_directory(tmp_path):
+    directory = RunDirectory(tmp_path)
+    meta = directory.start({"metric": "loss", "mode": "min", "seed": 1}, identity_keys=("seed",))
+    trial = make_trial(0, 0.25)
+    trial.row = [0.125, 0.5]
+    directory.append(trial)
+    loaded = load_run(tmp_path)
+    assert loaded.trials == [trial]
+    assert loaded.meta["created"] == meta["created"]
+
+
+def test_a_corrupt_record_in_the_middle_is_an_error(tmp_path):
+    directory = RunDirectory(tmp_path)
+    directory.start({"seed": 0}, identity_keys=())
+    directory.append(make_trial(0, 1.0))
+    with open(directory.trials_path, "a") as f:
+        f.write("not json\n")
+    directory.append(make_trial(1, 1.0))
+    with pytest.raises(ValueError, match="corrupt record"):
+        directory.load_trials()
+
+
+def test_load_run_on_a_plain_directory_says_what_is_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="meta.json"):
+        load_run(tmp_path)
+
+
+def test_to_pandas_has_one_row_per_trial():
+    pd = pytest.importorskip("pandas")
+    frame = Result([make_trial(0, 1.0), make_trial(1, 2.0)]).to_pandas()
+    assert isinstance(frame, pd.DataFrame)
+    assert list(frame["config/x"]) == [0, 1] and math.isclose(frame["metrics/loss"][1], 2.0)

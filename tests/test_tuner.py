@@ -1,0 +1,181 @@
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+import jhpo
+from jhpo.results import load_run
+
+SPACE = {"x": jhpo.uniform(-5.0, 5.0), "y": jhpo.uniform(-5.0, 5.0), "k": jhpo.randint(0, 3),
+         "act": jhpo.choice(["relu", "tanh"])}
+
+
+def bowl(config):
+    return (config["x"] - 1.0) ** 2 + (config["y"] + 2.0) ** 2 + config["k"]
+
+
+def test_tune_returns_the_best_trial_and_records_every_trial(tmp_path):
+    result = jhpo.tune(bowl, SPACE, num_trials=25, seed=0, run_dir=tmp_path, progress=False)
+    assert len(result.trials) == 25 and [t.trial_id for t in result.trials] == list(range(25))
+    values = [t.value for t in result.trials]
+    assert result.best.value == min(values)
+    assert result.best.value == pytest.approx(bowl(result.best.config))
+    lines = (tmp_path / "trials.jsonl").read_text().splitlines()
+    assert len(lines) == 25
+    record = json.loads(lines[3])
+    assert set(record) >= {"trial_id", "config", "metrics", "status", "error", "start_time",
+                           "end_time", "seed"}
+    assert record["end_time"] >= record["start_time"]
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["searcher"] == "random" and meta["mode"] == "min" and meta["seed"] == 0
+    assert meta["space"]["x"] == {"type": "uniform", "lo": -5.0, "hi": 5.0}
+    assert "jax" in meta["versions"]
+
+
+def test_failed_and_nan_trials_are_recorded_and_the_run_completes(tmp_path):
+    def flaky(config):
+        if config["x"] > 2.0:
+            raise RuntimeError("diverged at step 3")
+        if config["x"] < -2.0:
+            return float("nan")
+        return bowl(config)
+
+    result = jhpo.tune(flaky, SPACE, num_trials=30, seed=1, run_dir=tmp_path, progress=False)
+    assert len(result.trials) == 30
+    raised = [t for t in result.trials if t.config["x"] > 2.0]
+    nans = [t for t in result.trials if t.config["x"] < -2.0]
+    assert raised and nans
+    assert all(t.status == "failed" and "diverged at step 3" in t.error for t in raised)
+    assert all(t.status == "failed" and "non-finite" in t.error and t.value is None for t in nans)
+    assert -2.0 <= result.best.config["x"] <= 2.0
+    assert len(load_run(tmp_path).failed) == len(raised) + len(nans)
+
+
+def test_dict_metrics_and_maximisation():
+    def objective(config):
+        return {"accuracy": -bowl(config), "loss": bowl(config)}
+
+    result = jhpo.tune(objective, SPACE, metric="accuracy", mode="max", num_trials=20, progress=False)
+    assert result.best.value == max(t.value for t in result.trials)
+    assert result.best.metrics["loss"] == pytest.approx(-result.best.value)
+
+
+def test_the_same_seed_reproduces_the_sequence_and_another_seed_does_not():
+    for searcher in ("random", "quasirandom"):
+        runs = [jhpo.tune(bowl, SPACE, searcher=searcher, num_trials=8, seed=s, progress=False)
+                for s in (4, 4, 5)]
+        configs = [[t.config for t in r.trials] for r in runs]
+        assert configs[0] == configs[1]
+        assert configs[0] != configs[2]
+
+
+def test_wallclock_budget_stops_the_run():
+    def slow(config):
+        time.sleep(0.05)
+        return bowl(config)
+
+    result = jhpo.tune(slow, SPACE, max_wallclock_s=0.5, progress=False)
+    assert 2 <= len(result.trials) <= 12
+
+
+@pytest.mark.parametrize("kwargs,pattern", [
+    ({}, "budget"),
+    ({"num_trials": 0}, "num_trials=0"),
+    ({"num_trials": 3, "mode": "minimise"}, "mode='minimise'"),
+    ({"num_trials": 3, "searcher": "grid"}, "searcher='grid'"),
+    ({"num_trials": 3, "max_wallclock_s": -1}, "max_wallclock_s"),
+])
+def test_bad_arguments_are_named(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        jhpo.tune(bowl, SPACE, progress=False, **kwargs)
+
+
+def test_optimizer_ask_tell_matches_tune():
+    optimizer = jhpo.Optimizer(SPACE, searcher="quasirandom", seed=2)
+    seen = []
+    for _ in range(4):
+        configs = optimizer.ask(2)
+        optimizer.tell(configs, [bowl(c) for c in configs])
+        seen += configs
+    assert optimizer.state.observed.count == 8 and optimizer.state.pending.count == 0
+    with pytest.raises(ValueError, match="2 configs but 1 values"):
+        optimizer.tell(optimizer.ask(2), [1.0])
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    jhpo.tune(bowl, SPACE, num_trials=2, run_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="different 'seed'"):
+        jhpo.tune(bowl, SPACE, num_trials=4, seed=9, run_dir=tmp_path, progress=False)
+
+
+def test_truncated_last_record_is_tolerated_reported_and_repaired(tmp_path):
+    jhpo.tune(bowl, SPACE, num_trials=3, run_dir=tmp_path, progress=False)
+    path = tmp_path / "trials.jsonl"
+    with open(path, "a") as f:
+        f.write('{"trial_id": 3, "config": {"x"')
+    with pytest.warns(UserWarning, match="truncated last record"):
+        result = jhpo.tune(bowl, SPACE, num_trials=5, run_dir=tmp_path, progress=False)
+    assert [t.trial_id for t in result.trials] == [0, 1, 2, 3, 4]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert [t.trial_id for t in load_run(tmp_path).trials] == [0, 1, 2, 3, 4]
+
+
+KILLED_RUN = textwrap.dedent("""
+    import sys, time
+    import jhpo
+    from tests.test_tuner import SPACE, bowl
+
+    def slow_bowl(config):
+        time.sleep(0.15)
+        return bowl(config)
+
+    jhpo.tune(slow_bowl, SPACE, searcher=sys.argv[2], num_trials=12, seed=3, run_dir=sys.argv[1],
+              progress=False)
+""")
+
+
+@pytest.mark.parametrize("searcher", ["random", "quasirandom"])
+def test_run_killed_with_sigkill_resumes_to_exactly_num_trials(tmp_path, searcher):
+    killed_dir, reference_dir = tmp_path / "killed", tmp_path / "reference"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    process = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(killed_dir), searcher], cwd=root)
+    trials_file = killed_dir / "trials.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if trials_file.exists() and len(trials_file.read_text().splitlines()) >= 4:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = trials_file.read_text().splitlines()
+    k = len(before)
+    assert 4 <= k < 12
+
+    resumed = jhpo.tune(bowl, SPACE, searcher=searcher, num_trials=12, seed=3, run_dir=killed_dir,
+                        progress=False)
+    after = trials_file.read_text().splitlines()
+    assert after[:k] == before[:k]
+    ids = [json.loads(line)["trial_id"] for line in after]
+    assert sorted(ids) == list(range(12)) == [t.trial_id for t in resumed.trials]
+
+    reference = jhpo.tune(bowl, SPACE, searcher=searcher, num_trials=12, seed=3,
+                          run_dir=reference_dir, progress=False)
+    assert [t.config for t in resumed.trials] == [t.config for t in reference.trials]
+
+
+def test_anytime_is_the_running_best_over_elapsed_time():
+    result = jhpo.tune(bowl, SPACE, num_trials=15, seed=0, progress=False)
+    elapsed, best = result.anytime()
+    assert len(elapsed) == 15 and np.all(np.diff(elapsed) >= 0)
+    assert np.all(np.diff(best) <= 0)
+    assert best[-1] == result.best.value
+    assert math.isclose(best[0], result.trials[0].value)
