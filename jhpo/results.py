@@ -23,6 +23,7 @@ import numpy as np
 
 META_FILE = "meta.json"
 TRIALS_FILE = "trials.jsonl"
+REPORTS_FILE = "reports.jsonl"
 
 COMPLETED, FAILED, STOPPED = "completed", "failed", "stopped"
 
@@ -43,6 +44,8 @@ class Trial:
     # The unit-cube row the searcher proposed; kept so a resumed run tells the searcher
     # exactly what it asked, bit for bit, and so continues the same sequence.
     row: list[float] | None = None
+    # The largest resource (epoch, step) the trial reported, when it reported any.
+    resource: float | None = None
 
     @property
     def duration(self) -> float:
@@ -50,7 +53,9 @@ class Trial:
 
     @property
     def ok(self) -> bool:
-        return self.status == COMPLETED and self.value is not None and math.isfinite(self.value)
+        """Finished with a usable value: completed, or stopped early by a scheduler."""
+        return (self.status in (COMPLETED, STOPPED) and self.value is not None
+                and math.isfinite(self.value))
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=_json_default, allow_nan=False)
@@ -177,11 +182,44 @@ class RunDirectory:
                 f.truncate(good_end)
         return trials
 
+    @property
+    def reports_path(self) -> Path:
+        return self.path / REPORTS_FILE
+
     def append(self, trial: Trial) -> None:
-        line = trial.to_json() + "\n"
-        with open(self.trials_path, "a", encoding="utf-8") as f:
-            f.write(line)
+        self._append_line(self.trials_path, trial.to_json())
+
+    def append_report(self, trial_id: int, resource: float, metrics: dict) -> None:
+        """Record one intermediate report of a running trial."""
+        record = {"trial_id": trial_id, "resource": resource, "metrics": clean_metrics(metrics),
+                  "time": time.time()}
+        self._append_line(self.reports_path, json.dumps(record, default=_json_default))
+
+    @staticmethod
+    def _append_line(path: Path, line: str) -> None:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
             f.flush()
+
+    def load_reports(self, finished: set[int]) -> list[dict]:
+        """Reports of the ``finished`` trials, in the order they were made. Reports of
+        trials that never finished (a killed run) are dropped from the file, since a
+        resumed run evaluates those trials again from the start."""
+        if not self.reports_path.exists():
+            return []
+        kept_lines, reports = [], []
+        for line in self.reports_path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a report cut short by a kill belongs to an unfinished trial
+            if record["trial_id"] in finished:
+                kept_lines.append(line)
+                reports.append(record)
+        tmp = self.reports_path.with_suffix(".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept_lines))
+        tmp.replace(self.reports_path)
+        return reports
 
 
 def _normalised(value):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import numbers
@@ -14,18 +15,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jhpo import schedulers as schedulers_module
 from jhpo import searchers as searchers_module
 from jhpo.progress import progress_bar
 from jhpo.results import (
     COMPLETED,
     FAILED,
+    STOPPED,
     Result,
     RunDirectory,
     Trial,
     clean_metrics,
     finite_or_none,
 )
-from jhpo.searchers.base import Searcher
+from jhpo.schedulers import Scheduler, init_state
+from jhpo.searchers.base import Searcher, capacity_for
 from jhpo.space import Space
 
 MODES = ("min", "max")
@@ -150,16 +154,105 @@ def objective_value(outcome: Any, metric: str | None) -> tuple[dict, float]:
     return metrics, float(value)
 
 
-def run_trial(objective: Callable, config: dict, metric: str | None) -> dict:
+class TrialStopped(BaseException):
+    """Raised inside ``report`` to end a trial early. A BaseException, so that an
+    objective's own ``except Exception`` does not swallow the scheduler's decision."""
+
+    def __init__(self, status: str, reason: str):
+        super().__init__(reason)
+        self.status = status
+
+
+class BlackBoxScheduling:
+    """Feeds a black-box run's reports to a :class:`Scheduler` and keeps its state.
+
+    Each trial is judged once per resource level: at the highest level its report
+    reached and not judged before.
+    """
+
+    def __init__(self, scheduler: Scheduler, seed: int):
+        self.scheduler = scheduler
+        self.state = init_state(len(scheduler.levels))
+        self._key = jax.random.fold_in(jax.random.key(seed), 1)
+        self._next_level: dict[int, int] = {}
+
+    def start(self, trial_id: int) -> None:
+        capacity = capacity_for(trial_id + 1)
+        if capacity > self.state.values.shape[0]:
+            extra = capacity - self.state.values.shape[0]
+            self.state = self.state._replace(
+                values=jnp.pad(self.state.values, ((0, extra), (0, 0)), constant_values=jnp.nan),
+                bracket=jnp.pad(self.state.bracket, (0, extra)),
+            )
+        self.state = self.scheduler.admit(self.state, trial_id, jax.random.fold_in(self._key, trial_id))
+        self._next_level[trial_id] = 0
+
+    def goes_on(self, trial_id: int, resource: float, value: float) -> bool:
+        levels = self.scheduler.levels
+        reached = [i for i, level in enumerate(levels) if level <= resource]
+        if not reached or reached[-1] < self._next_level[trial_id]:
+            return True
+        level = reached[-1]
+        self._next_level[trial_id] = level + 1
+        self.state, go_on = self.scheduler.decide(self.state, trial_id, level, value)
+        return level == len(levels) - 1 or bool(go_on)
+
+    @property
+    def max_resource(self) -> float:
+        return self.scheduler.levels[-1]
+
+
+class Reporter:
+    """The ``report(resource, metrics)`` callable handed to an objective."""
+
+    def __init__(self, trial_id: int, metric: str | None, scheduling: BlackBoxScheduling | None,
+                 directory: RunDirectory | None):
+        self.trial_id, self.metric = trial_id, metric
+        self.scheduling, self.directory = scheduling, directory
+        self.last_resource: float | None = None
+        self.last_metrics: dict = {}
+        self.last_value = math.nan
+
+    def __call__(self, resource: float, metrics) -> None:
+        if not isinstance(resource, numbers.Real) or not resource >= 0:
+            raise ValueError(f"report(resource={resource!r}): resource must be a number >= 0")
+        if self.scheduling is not None and resource > self.scheduling.max_resource:
+            raise TrialStopped(COMPLETED, f"reached max_resource={self.scheduling.max_resource}")
+        self.last_metrics, self.last_value = objective_value(metrics, self.metric)
+        self.last_resource = float(resource)
+        if self.directory is not None:
+            self.directory.append_report(self.trial_id, self.last_resource, self.last_metrics)
+        if not math.isfinite(self.last_value):
+            raise TrialStopped(FAILED, f"reported a non-finite value ({self.last_value}) "
+                                       f"at resource {resource}")
+        if self.scheduling is not None and not self.scheduling.goes_on(
+                self.trial_id, self.last_resource, self.last_value):
+            raise TrialStopped(STOPPED, f"stopped by {self.scheduling.scheduler.name} "
+                                        f"at resource {resource}")
+
+
+def takes_report(objective: Callable) -> bool:
+    try:
+        return "report" in inspect.signature(objective).parameters
+    except (TypeError, ValueError):  # builtins and some C callables have no signature
+        return False
+
+
+def run_trial(objective: Callable, config: dict, metric: str | None,
+              reporter: Reporter | None = None) -> dict:
     """Evaluate one configuration. Failures (exceptions, NaN, inf) are caught and
     described, never raised: one bad trial must not take down the run."""
     start = time.time()
     try:
-        metrics, value = objective_value(objective(dict(config)), metric)
+        outcome = objective(dict(config)) if reporter is None else objective(dict(config), report=reporter)
+        metrics, value = objective_value(outcome, metric)
         if not math.isfinite(value):
             status, error = FAILED, f"objective returned a non-finite value ({value})"
         else:
             status, error = COMPLETED, None
+    except TrialStopped as stop:
+        metrics, value = reporter.last_metrics, reporter.last_value
+        status, error = stop.status, str(stop)
     except Exception as exception:  # noqa: BLE001 - a failed trial is data, not a crash
         metrics, value = {}, math.nan
         status = FAILED
@@ -168,9 +261,10 @@ def run_trial(objective: Callable, config: dict, metric: str | None) -> dict:
         "metrics": clean_metrics(metrics),
         "value": finite_or_none(value),
         "status": status,
-        "error": error,
+        "error": None if status == COMPLETED else error,
         "start_time": start,
         "end_time": time.time(),
+        "resource": None if reporter is None else reporter.last_resource,
     }
 
 
@@ -180,7 +274,8 @@ def run_meta(space: Space, searcher: str | Searcher, metric, mode, seed: int, **
             "seed": seed, **extra}
 
 
-IDENTITY_KEYS = ("space", "searcher", "searcher_options", "metric", "mode", "seed")
+IDENTITY_KEYS = ("space", "searcher", "searcher_options", "scheduler", "scheduler_options",
+                 "metric", "mode", "seed")
 
 
 def resume(optimizer: Optimizer, directory: RunDirectory | None) -> list[Trial]:
@@ -199,6 +294,23 @@ def resume(optimizer: Optimizer, directory: RunDirectory | None) -> list[Trial]:
     return trials
 
 
+def replay_reports(scheduling: BlackBoxScheduling | None, directory: RunDirectory | None,
+                   trials: Sequence[Trial], metric: str | None) -> None:
+    """Rebuild the scheduler's state from the reports of finished trials, in the order
+    they were made, so decisions after a resume match an uninterrupted run."""
+    if scheduling is None or directory is None:
+        return
+    started = set()
+    for report in directory.load_reports({t.trial_id for t in trials}):
+        trial_id = report["trial_id"]
+        if trial_id not in started:
+            scheduling.start(trial_id)
+            started.add(trial_id)
+        _, value = objective_value(report["metrics"], metric)
+        if math.isfinite(value) and report["resource"] <= scheduling.max_resource:
+            scheduling.goes_on(trial_id, report["resource"], value)
+
+
 def tune(
     objective: Callable[[dict], float | Mapping[str, float]],
     space: Space | Mapping[str, Any],
@@ -212,6 +324,8 @@ def tune(
     run_dir: str | None = None,
     progress: bool = True,
     searcher_options: Mapping[str, Any] | None = None,
+    scheduler: str | Scheduler | None = None,
+    scheduler_options: Mapping[str, Any] | None = None,
 ) -> Result:
     """Minimise (or maximise) ``objective`` over ``space``, one trial after another.
 
@@ -220,6 +334,12 @@ def tune(
     recorded as failed and the run goes on. With ``run_dir`` every finished trial is
     appended to ``run_dir/trials.jsonl``, and calling ``tune`` again with the same
     ``run_dir`` resumes: finished trials are reloaded, none is run twice.
+
+    An objective with a ``report`` parameter is called as ``objective(config,
+    report=report)`` and may call ``report(resource, metrics)`` after each epoch; every
+    report is appended to ``run_dir/reports.jsonl``. With a ``scheduler`` ("asha",
+    "hyperband", "median" or a :class:`Scheduler`) a report may end the trial early:
+    ``report`` then raises and the trial is recorded as stopped, with its last value.
     """
     if num_trials is None and max_wallclock_s is None:
         raise ValueError("give a budget: num_trials, max_wallclock_s, or both")
@@ -228,13 +348,18 @@ def tune(
     if max_wallclock_s is not None and not max_wallclock_s > 0:
         raise ValueError(f"max_wallclock_s={max_wallclock_s!r} must be positive")
     optimizer = Optimizer(space, searcher, seed=seed, mode=mode, searcher_options=searcher_options)
+    scheduling = _scheduling(scheduler, scheduler_options, objective, seed)
     meta = run_meta(optimizer.space, searcher, metric, mode, seed,
-                    searcher_options=dict(searcher_options or {}))
+                    searcher_options=dict(searcher_options or {}),
+                    scheduler=None if scheduling is None else scheduling.scheduler.name,
+                    scheduler_options=dict(scheduler_options or {}))
     directory = None
     if run_dir is not None:
         directory = RunDirectory(run_dir)
         meta = directory.start(meta, identity_keys=IDENTITY_KEYS)
     result = Result(resume(optimizer, directory), metric, mode, meta)
+    replay_reports(scheduling, directory, result.trials, metric)
+    reports = takes_report(objective)
 
     deadline = None if max_wallclock_s is None else time.monotonic() + max_wallclock_s
     with progress_bar(total=num_trials, enabled=progress, initial=len(result.trials)) as bar:
@@ -243,7 +368,10 @@ def tune(
         ):
             trial_id = optimizer.num_asked
             rows, [config] = optimizer.ask_rows(1)
-            outcome = run_trial(objective, config, metric)
+            if scheduling is not None:
+                scheduling.start(trial_id)
+            reporter = Reporter(trial_id, metric, scheduling, directory) if reports else None
+            outcome = run_trial(objective, config, metric, reporter)
             optimizer.tell_rows(rows, [outcome["value"]])
             trial = Trial(trial_id=trial_id, config=config, seed=seed,
                           row=np.asarray(rows[0]).tolist(), **outcome)
@@ -255,3 +383,18 @@ def tune(
             if best is not None:
                 bar.set_postfix_str(f"best {best.value:.5g}")
     return result
+
+
+def _scheduling(scheduler, options, objective, seed) -> BlackBoxScheduling | None:
+    if scheduler is None:
+        if options:
+            raise ValueError("scheduler_options given without a scheduler")
+        return None
+    if not takes_report(objective):
+        raise ValueError(
+            f"scheduler={getattr(scheduler, 'name', scheduler)!r} needs an objective that takes "
+            "a `report` argument and calls report(resource, metrics) as it trains"
+        )
+    if not isinstance(scheduler, Scheduler):
+        scheduler = schedulers_module.make(scheduler, **(options or {}))
+    return BlackBoxScheduling(scheduler, seed)
