@@ -46,6 +46,8 @@ class Trial:
     row: list[float] | None = None
     # The largest resource (epoch, step) the trial reported, when it reported any.
     resource: float | None = None
+    # With constraints: whether every constraint metric was > 0. None without constraints.
+    feasible: bool | None = None
 
     @property
     def duration(self) -> float:
@@ -54,8 +56,9 @@ class Trial:
     @property
     def ok(self) -> bool:
         """Finished with a usable value: completed, or stopped early by a scheduler."""
-        return (self.status in (COMPLETED, STOPPED) and self.value is not None
-                and math.isfinite(self.value))
+        values = self.value if isinstance(self.value, list) else [self.value]
+        return self.status in (COMPLETED, STOPPED) and all(
+            v is not None and math.isfinite(v) for v in values)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=_json_default, allow_nan=False)
@@ -231,13 +234,28 @@ class Result:
     """All trials of a run and what was optimised."""
 
     trials: list[Trial]
-    metric: str | None = None
-    mode: str = "min"
+    metric: str | list[str] | None = None
+    mode: str | list[str] = "min"
     meta: dict = dataclasses.field(default_factory=dict)
+    constraints: list[str] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def from_meta(cls, trials: list[Trial], meta: dict) -> Result:
+        return cls(trials, meta.get("metric"), meta.get("mode", "min"), meta,
+                   list(meta.get("constraints") or []))
+
+    @property
+    def is_multiobjective(self) -> bool:
+        return isinstance(self.metric, list) and len(self.metric) > 1
 
     @property
     def completed(self) -> list[Trial]:
         return [t for t in self.trials if t.ok]
+
+    @property
+    def feasible(self) -> list[Trial]:
+        """Usable trials that satisfy every constraint."""
+        return [t for t in self.trials if t.ok and t.feasible is not False]
 
     @property
     def failed(self) -> list[Trial]:
@@ -245,30 +263,61 @@ class Result:
 
     @property
     def best(self) -> Trial | None:
-        """The completed trial with the best value (None when nothing completed)."""
-        completed = self.completed
-        if not completed:
+        """The feasible trial with the best value (None when there is none)."""
+        if self.is_multiobjective:
+            raise ValueError(
+                f"this run has several objectives {self.metric}: there is no single best; "
+                "use pareto_front()"
+            )
+        feasible = self.feasible
+        if not feasible:
             return None
         sign = 1.0 if self.mode == "min" else -1.0
-        return min(completed, key=lambda t: (sign * t.value, t.trial_id))
+        return min(feasible, key=lambda t: (sign * t.value, t.trial_id))
 
     @property
     def best_config(self) -> dict | None:
         best = self.best
         return None if best is None else best.config
 
-    def anytime(self) -> tuple[np.ndarray, np.ndarray]:
-        """Best-so-far value against wall-clock seconds since the first trial started.
+    def objective_matrix(self, trials: list[Trial]) -> np.ndarray:
+        """Objective values of ``trials`` as an (n, k) array signed to be minimised."""
+        modes = self.mode if isinstance(self.mode, list) else [self.mode]
+        signs = np.array([1.0 if m == "min" else -1.0 for m in modes])
+        values = [t.value if isinstance(t.value, list) else [t.value] for t in trials]
+        return np.asarray(values, float).reshape(len(trials), len(signs)) * signs
 
-        One point per trial, in order of finishing; NaN until something completed.
-        """
+    def pareto_front(self) -> list[Trial]:
+        """The feasible trials no other feasible trial dominates, in trial order."""
+        from jhpo.pareto import nondominated
+
+        feasible = self.feasible
+        if not feasible:
+            return []
+        front = np.asarray(nondominated(self.objective_matrix(feasible)))
+        return [t for t, on_front in zip(feasible, front) if on_front]
+
+    def anytime(self) -> tuple[np.ndarray, np.ndarray]:
+        """Best-so-far feasible value against wall-clock seconds since the first trial
+        started. One point per trial, in order of finishing; NaN until something
+        feasible completed."""
+        if self.is_multiobjective:
+            raise ValueError("anytime() follows one objective; this run has several")
         if not self.trials:
             return np.zeros(0), np.zeros(0)
         ordered = sorted(self.trials, key=lambda t: t.end_time)
         origin = min(t.start_time for t in self.trials)
         elapsed = np.array([t.end_time - origin for t in ordered])
-        values = np.array([t.value if t.ok else np.nan for t in ordered], dtype=float)
+        values = np.array([t.value if t.ok and t.feasible is not False else np.nan
+                           for t in ordered], dtype=float)
         return elapsed, best_so_far(values, self.mode)
+
+    def summary_line(self) -> str:
+        """A few words on where the run stands, for progress bars."""
+        if self.is_multiobjective:
+            return f"front {len(self.pareto_front())}"
+        best = self.best
+        return "no feasible trial yet" if best is None else f"best {best.value:.5g}"
 
     def to_pandas(self):
         """A DataFrame with one row per trial: id, status, value, config and metrics
@@ -280,12 +329,13 @@ class Result:
         return pd.DataFrame([flatten_trial(t) for t in self.trials])
 
     def __repr__(self) -> str:
+        counts = (f"{len(self.trials)} trials, {len(self.completed)} completed, "
+                  f"{len(self.failed)} failed")
+        if self.is_multiobjective:
+            return f"Result({counts}, {len(self.pareto_front())} on the Pareto front)"
         best = self.best
         best_text = "none" if best is None else f"{best.value:.6g} {best.config}"
-        return (
-            f"Result({len(self.trials)} trials, {len(self.completed)} completed, "
-            f"{len(self.failed)} failed, best: {best_text})"
-        )
+        return f"Result({counts}, best: {best_text})"
 
 
 def best_so_far(values: np.ndarray, mode: str = "min") -> np.ndarray:
@@ -314,5 +364,4 @@ def load_run(run_dir: str | os.PathLike) -> Result:
     directory = RunDirectory(run_dir)
     if not directory.exists():
         raise FileNotFoundError(f"{str(run_dir)!r} is not a jhpo run directory (no {META_FILE})")
-    meta = directory.read_meta()
-    return Result(directory.load_trials(), meta.get("metric"), meta.get("mode", "min"), meta)
+    return Result.from_meta(directory.load_trials(), directory.read_meta())

@@ -17,6 +17,7 @@ import numpy as np
 
 from jhpo import schedulers as schedulers_module
 from jhpo import searchers as searchers_module
+from jhpo.goal import Goal
 from jhpo.progress import progress_bar
 from jhpo.results import (
     COMPLETED,
@@ -32,15 +33,6 @@ from jhpo.schedulers import Scheduler, init_state
 from jhpo.searchers.base import Searcher, capacity_for
 from jhpo.space import Space
 
-MODES = ("min", "max")
-
-
-def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise ValueError(f"mode={mode!r} must be 'min' or 'max'")
-    return mode
-
-
 def _config_key(config: Mapping) -> str:
     return json.dumps(config, sort_keys=True, default=repr)
 
@@ -52,9 +44,11 @@ class Optimizer:
     >>> configs = opt.ask(4)
     >>> opt.tell(configs, [objective(c) for c in configs])
 
-    The key of each ask is derived from the number of trials asked before it, so a
-    run rebuilt from its records (tell the finished trials, then ask) continues the
-    sequence an uninterrupted run would have produced.
+    ``mode`` is "min" or "max", or a list of them for several objectives (then each value
+    told is a list); ``num_constraints`` constraint values (feasible when > 0) may be told
+    beside the values. The key of each ask is derived from the number of trials asked
+    before it, so a run rebuilt from its records (tell the finished trials, then ask)
+    continues the sequence an uninterrupted run would have produced.
     """
 
     def __init__(
@@ -63,22 +57,33 @@ class Optimizer:
         searcher: str | Searcher = "random",
         *,
         seed: int = 0,
-        mode: str = "min",
+        mode: str | Sequence[str] = "min",
+        num_constraints: int = 0,
         searcher_options: Mapping[str, Any] | None = None,
     ):
         self.space = space if isinstance(space, Space) else Space(space)
-        self.mode = check_mode(mode)
+        modes = list(mode) if isinstance(mode, (list, tuple)) else [mode]
+        self.goal = Goal.from_arguments(
+            [f"objective_{i}" for i in range(len(modes))] if len(modes) > 1 else None,
+            modes, [f"constraint_{i}" for i in range(num_constraints)])
         if not isinstance(seed, numbers.Integral):
             raise TypeError(f"seed={seed!r} must be an integer")
         self.seed = int(seed)
         if isinstance(searcher, Searcher):
             self.searcher = searcher
         else:
-            self.searcher = searchers_module.make(searcher, self.space, **(searcher_options or {}))
+            options = dict(searcher_options or {})
+            if self.goal.outputs > 1:
+                options["outputs"] = self.goal.outputs
+            self.searcher = searchers_module.make(searcher, self.space, **options)
         init_key, self._ask_key = jax.random.split(jax.random.key(self.seed))
         self.state = self.searcher.init(init_key)
         self.num_asked = 0
         self._pending_rows: dict[str, jax.Array] = {}
+
+    @property
+    def mode(self) -> str | list[str]:
+        return self.goal.describe()["mode"]
 
     def ask_rows(self, n: int = 1) -> tuple[jax.Array, list[dict]]:
         """``n`` new rows and their configurations."""
@@ -96,20 +101,33 @@ class Optimizer:
         """``n`` configurations to evaluate next, as plain dicts."""
         return self.ask_rows(n)[1]
 
-    def tell(self, configs: Sequence[Mapping], values: Sequence[float | None]) -> None:
+    def tell(self, configs: Sequence[Mapping], values: Sequence, constraints: Sequence | None = None) -> None:
         """Results for ``configs`` (asked before, or any valid configurations).
 
-        ``values`` are the metric values in the optimizer's mode; None, NaN or inf
-        mark a failed trial.
+        ``values`` holds one metric value per configuration in the optimizer's mode (a
+        list of values with several objectives); None, NaN or inf mark a failed trial.
+        ``constraints`` holds one list of constraint values per configuration.
         """
-        configs = list(configs)
-        values = list(values)
+        configs, values = list(configs), list(values)
         if len(configs) != len(values):
             raise ValueError(
                 f"tell got {len(configs)} configs but {len(values)} values; give one value each"
             )
+        if constraints is None:
+            if self.goal.constraints:
+                raise ValueError(f"tell needs constraints=: {len(self.goal.constraints)} per config")
+            constraints = [None] * len(configs)
         rows = [self._row_for(config) for config in configs]
-        self.tell_rows(jnp.stack(rows) if rows else jnp.zeros((0, self.space.dim)), values)
+        told = [self.goal.searcher_row(self._objective_values(v), c) for v, c in zip(values, constraints)]
+        self.tell_rows(jnp.stack(rows) if rows else jnp.zeros((0, self.space.dim)), told)
+
+    def _objective_values(self, value) -> list[float] | None:
+        if value is None:
+            return None
+        values = list(value) if self.goal.is_multiobjective else [value]
+        if len(values) != len(self.goal.metrics):
+            raise ValueError(f"each value needs {len(self.goal.metrics)} objective values, got {value!r}")
+        return [np.nan if v is None else float(v) for v in values]
 
     def _row_for(self, config: Mapping) -> jax.Array:
         row = self._pending_rows.pop(_config_key(config), None)
@@ -117,41 +135,15 @@ class Optimizer:
             row = self.space.from_configs([config])[0]
         return row
 
-    def tell_rows(self, rows: jax.Array, values: Sequence[float | None]) -> None:
-        """Results for unit-cube rows; see :meth:`tell` for ``values``."""
-        if len(values) == 0:
+    def tell_rows(self, rows: jax.Array, told: Sequence[np.ndarray]) -> None:
+        """Results for unit-cube rows, as the searcher takes them: per row the objectives
+        signed to be minimised, then the constraints (see ``Goal.searcher_row``)."""
+        if len(told) == 0:
             return
-        self.state = self.searcher.tell(
-            self.state, jnp.asarray(rows, jnp.float32), self._to_minimise(values)
-        )
-
-    def _to_minimise(self, values: Sequence[float | None]) -> jax.Array:
-        sign = 1.0 if self.mode == "min" else -1.0
-        as_float = [np.nan if v is None else float(v) for v in values]
-        minimise = sign * np.asarray(as_float, np.float32)
-        return jnp.asarray(np.where(np.isfinite(minimise), minimise, np.nan))
-
-
-def objective_value(outcome: Any, metric: str | None) -> tuple[dict, float]:
-    """The metrics dict and the optimised value of an objective's return."""
-    if isinstance(outcome, Mapping):
-        metrics = dict(outcome)
-        if metric is None:
-            if len(metrics) != 1:
-                raise ValueError(
-                    f"the objective returned metrics {sorted(metrics)}; pass metric= to name "
-                    "the one to optimise"
-                )
-            metric = next(iter(metrics))
-        if metric not in metrics:
-            raise ValueError(f"metric={metric!r} is not among the returned metrics {sorted(metrics)}")
-        value = metrics[metric]
-    else:
-        value = outcome
-        metrics = {metric or "value": outcome}
-    if np.ndim(value) != 0:
-        raise TypeError(f"the objective's value must be a scalar, got shape {np.shape(value)}")
-    return metrics, float(value)
+        values = np.stack(told).astype(np.float32)
+        if self.goal.outputs == 1:
+            values = values[:, 0]
+        self.state = self.searcher.tell(self.state, jnp.asarray(rows, jnp.float32), jnp.asarray(values))
 
 
 class TrialStopped(BaseException):
@@ -205,28 +197,29 @@ class BlackBoxScheduling:
 class Reporter:
     """The ``report(resource, metrics)`` callable handed to an objective."""
 
-    def __init__(self, trial_id: int, metric: str | None, scheduling: BlackBoxScheduling | None,
+    def __init__(self, trial_id: int, goal: Goal, scheduling: BlackBoxScheduling | None,
                  directory: RunDirectory | None):
-        self.trial_id, self.metric = trial_id, metric
+        self.trial_id, self.goal = trial_id, goal
         self.scheduling, self.directory = scheduling, directory
         self.last_resource: float | None = None
         self.last_metrics: dict = {}
-        self.last_value = math.nan
+        self.last_values: list[float] = []
+        self.last_constraints: list[float] = []
 
     def __call__(self, resource: float, metrics) -> None:
         if not isinstance(resource, numbers.Real) or not resource >= 0:
             raise ValueError(f"report(resource={resource!r}): resource must be a number >= 0")
         if self.scheduling is not None and resource > self.scheduling.max_resource:
             raise TrialStopped(COMPLETED, f"reached max_resource={self.scheduling.max_resource}")
-        self.last_metrics, self.last_value = objective_value(metrics, self.metric)
+        self.last_metrics, self.last_values, self.last_constraints = self.goal.read(metrics)
         self.last_resource = float(resource)
         if self.directory is not None:
             self.directory.append_report(self.trial_id, self.last_resource, self.last_metrics)
-        if not math.isfinite(self.last_value):
-            raise TrialStopped(FAILED, f"reported a non-finite value ({self.last_value}) "
+        if not all(math.isfinite(v) for v in self.last_values):
+            raise TrialStopped(FAILED, f"reported a non-finite value ({self.last_values}) "
                                        f"at resource {resource}")
         if self.scheduling is not None and not self.scheduling.goes_on(
-                self.trial_id, self.last_resource, self.last_value):
+                self.trial_id, self.last_resource, self.goal.signs[0] * self.last_values[0]):
             raise TrialStopped(STOPPED, f"stopped by {self.scheduling.scheduler.name} "
                                         f"at resource {resource}")
 
@@ -238,44 +231,55 @@ def takes_report(objective: Callable) -> bool:
         return False
 
 
-def run_trial(objective: Callable, config: dict, metric: str | None,
+def run_trial(objective: Callable, config: dict, goal: Goal,
               reporter: Reporter | None = None) -> dict:
     """Evaluate one configuration. Failures (exceptions, NaN, inf) are caught and
     described, never raised: one bad trial must not take down the run."""
     start = time.time()
     try:
         outcome = objective(dict(config)) if reporter is None else objective(dict(config), report=reporter)
-        metrics, value = objective_value(outcome, metric)
-        if not math.isfinite(value):
-            status, error = FAILED, f"objective returned a non-finite value ({value})"
+        metrics, values, constraints = goal.read(outcome)
+        if not all(math.isfinite(v) for v in values + constraints):
+            status, error = FAILED, f"objective returned a non-finite value ({values + constraints})"
         else:
             status, error = COMPLETED, None
     except TrialStopped as stop:
-        metrics, value = reporter.last_metrics, reporter.last_value
+        metrics, values, constraints = reporter.last_metrics, reporter.last_values, reporter.last_constraints
         status, error = stop.status, str(stop)
     except Exception as exception:  # noqa: BLE001 - a failed trial is data, not a crash
-        metrics, value = {}, math.nan
+        metrics, values, constraints = {}, [math.nan] * len(goal.metrics), []
         status = FAILED
         error = "".join(traceback.format_exception_only(type(exception), exception)).strip()
+    usable = status != FAILED and bool(values)
     return {
         "metrics": clean_metrics(metrics),
-        "value": finite_or_none(value),
+        "value": goal.value_record(values if usable else [math.nan] * len(goal.metrics)),
         "status": status,
         "error": None if status == COMPLETED else error,
         "start_time": start,
         "end_time": time.time(),
         "resource": None if reporter is None else reporter.last_resource,
+        "feasible": (all(c > 0 for c in constraints) if usable else None) if goal.constraints else None,
     }
 
 
-def run_meta(space: Space, searcher: str | Searcher, metric, mode, seed: int, **extra) -> dict:
+def searcher_row_of(goal: Goal, trial: Trial) -> np.ndarray:
+    """What the searcher is told about a recorded trial."""
+    if trial.status == FAILED or trial.value is None:
+        return goal.searcher_row(None, None)
+    values = trial.value if goal.is_multiobjective else [trial.value]
+    values = [np.nan if v is None else v for v in values]
+    constraints = [trial.metrics.get(c) for c in goal.constraints]
+    return goal.searcher_row(values, [np.nan if c is None else c for c in constraints])
+
+
+def run_meta(space: Space, searcher: str | Searcher, goal: Goal, seed: int, **extra) -> dict:
     name = searcher if isinstance(searcher, str) else "custom"
-    return {"space": space.describe(), "searcher": name, "metric": metric, "mode": mode,
-            "seed": seed, **extra}
+    return {"space": space.describe(), "searcher": name, **goal.describe(), "seed": seed, **extra}
 
 
 IDENTITY_KEYS = ("space", "searcher", "searcher_options", "scheduler", "scheduler_options",
-                 "metric", "mode", "seed")
+                 "metric", "mode", "constraints", "seed")
 
 
 def resume(optimizer: Optimizer, directory: RunDirectory | None) -> list[Trial]:
@@ -289,13 +293,13 @@ def resume(optimizer: Optimizer, directory: RunDirectory | None) -> list[Trial]:
              for t in trials],
             jnp.float32,
         )
-        optimizer.tell_rows(rows, [t.value for t in trials])
+        optimizer.tell_rows(rows, [searcher_row_of(optimizer.goal, t) for t in trials])
         optimizer.num_asked = trials[-1].trial_id + 1
     return trials
 
 
 def replay_reports(scheduling: BlackBoxScheduling | None, directory: RunDirectory | None,
-                   trials: Sequence[Trial], metric: str | None) -> None:
+                   trials: Sequence[Trial], goal: Goal) -> None:
     """Rebuild the scheduler's state from the reports of finished trials, in the order
     they were made, so decisions after a resume match an uninterrupted run."""
     if scheduling is None or directory is None:
@@ -306,9 +310,9 @@ def replay_reports(scheduling: BlackBoxScheduling | None, directory: RunDirector
         if trial_id not in started:
             scheduling.start(trial_id)
             started.add(trial_id)
-        _, value = objective_value(report["metrics"], metric)
-        if math.isfinite(value) and report["resource"] <= scheduling.max_resource:
-            scheduling.goes_on(trial_id, report["resource"], value)
+        _, values, _ = goal.read(report["metrics"])
+        if math.isfinite(values[0]) and report["resource"] <= scheduling.max_resource:
+            scheduling.goes_on(trial_id, report["resource"], goal.signs[0] * values[0])
 
 
 def tune(
@@ -316,8 +320,9 @@ def tune(
     space: Space | Mapping[str, Any],
     *,
     searcher: str | Searcher = "random",
-    metric: str | None = None,
-    mode: str = "min",
+    metric: str | Sequence[str] | None = None,
+    mode: str | Sequence[str] = "min",
+    constraints: Sequence[str] | None = None,
     num_trials: int | None = None,
     max_wallclock_s: float | None = None,
     seed: int = 0,
@@ -330,7 +335,10 @@ def tune(
     """Minimise (or maximise) ``objective`` over ``space``, one trial after another.
 
     The objective takes a plain dict and returns a number or a dict of metrics (then
-    ``metric`` names the one to optimise). A trial that raises or returns NaN/inf is
+    ``metric`` names the one to optimise). With a list of metrics (and of modes) the run
+    has several objectives and its answer is ``Result.pareto_front()``. ``constraints``
+    names metrics that must be > 0 for a trial to be feasible; an infeasible trial never
+    becomes the best. A trial that raises or returns NaN/inf is
     recorded as failed and the run goes on. With ``run_dir`` every finished trial is
     appended to ``run_dir/trials.jsonl``, and calling ``tune`` again with the same
     ``run_dir`` resumes: finished trials are reloaded, none is run twice.
@@ -347,9 +355,11 @@ def tune(
         raise ValueError(f"num_trials={num_trials!r} must be a positive integer")
     if max_wallclock_s is not None and not max_wallclock_s > 0:
         raise ValueError(f"max_wallclock_s={max_wallclock_s!r} must be positive")
-    optimizer = Optimizer(space, searcher, seed=seed, mode=mode, searcher_options=searcher_options)
-    scheduling = _scheduling(scheduler, scheduler_options, objective, seed)
-    meta = run_meta(optimizer.space, searcher, metric, mode, seed,
+    goal = Goal.from_arguments(metric, mode, constraints)
+    optimizer = Optimizer(space, searcher, seed=seed, mode=list(goal.modes),
+                          num_constraints=len(goal.constraints), searcher_options=searcher_options)
+    scheduling = _scheduling(scheduler, scheduler_options, objective, seed, goal)
+    meta = run_meta(optimizer.space, searcher, goal, seed,
                     searcher_options=dict(searcher_options or {}),
                     scheduler=None if scheduling is None else scheduling.scheduler.name,
                     scheduler_options=dict(scheduler_options or {}))
@@ -357,8 +367,8 @@ def tune(
     if run_dir is not None:
         directory = RunDirectory(run_dir)
         meta = directory.start(meta, identity_keys=IDENTITY_KEYS)
-    result = Result(resume(optimizer, directory), metric, mode, meta)
-    replay_reports(scheduling, directory, result.trials, metric)
+    result = Result.from_meta(resume(optimizer, directory), meta)
+    replay_reports(scheduling, directory, result.trials, goal)
     reports = takes_report(objective)
 
     deadline = None if max_wallclock_s is None else time.monotonic() + max_wallclock_s
@@ -370,26 +380,26 @@ def tune(
             rows, [config] = optimizer.ask_rows(1)
             if scheduling is not None:
                 scheduling.start(trial_id)
-            reporter = Reporter(trial_id, metric, scheduling, directory) if reports else None
-            outcome = run_trial(objective, config, metric, reporter)
-            optimizer.tell_rows(rows, [outcome["value"]])
+            reporter = Reporter(trial_id, goal, scheduling, directory) if reports else None
+            outcome = run_trial(objective, config, goal, reporter)
             trial = Trial(trial_id=trial_id, config=config, seed=seed,
                           row=np.asarray(rows[0]).tolist(), **outcome)
+            optimizer.tell_rows(rows, [searcher_row_of(goal, trial)])
             result.trials.append(trial)
             if directory is not None:
                 directory.append(trial)
             bar.update(1)
-            best = result.best
-            if best is not None:
-                bar.set_postfix_str(f"best {best.value:.5g}")
+            bar.set_postfix_str(result.summary_line())
     return result
 
 
-def _scheduling(scheduler, options, objective, seed) -> BlackBoxScheduling | None:
+def _scheduling(scheduler, options, objective, seed, goal: Goal) -> BlackBoxScheduling | None:
     if scheduler is None:
         if options:
             raise ValueError("scheduler_options given without a scheduler")
         return None
+    if goal.is_multiobjective:
+        raise ValueError("black-box schedulers judge one objective; give a single metric")
     if not takes_report(objective):
         raise ValueError(
             f"scheduler={getattr(scheduler, 'name', scheduler)!r} needs an objective that takes "

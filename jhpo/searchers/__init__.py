@@ -17,6 +17,10 @@ _REGISTRY = {
 }
 
 
+# Searchers that accept ``outputs=k`` (several objectives, or constraints, per trial).
+_MULTI_OUTPUT = {"random", "quasirandom"}
+
+
 def names() -> list[str]:
     return sorted(_REGISTRY)
 
@@ -25,6 +29,11 @@ def make(name: str, space: Space, **options) -> Searcher:
     """The searcher registered as ``name`` over ``space``."""
     if name not in _REGISTRY:
         raise ValueError(f"searcher={name!r} is not one of {names()}")
+    if options.get("outputs", 1) > 1 and name not in _MULTI_OUTPUT:
+        raise ValueError(
+            f"searcher={name!r} takes one objective and no constraints; for several, use one "
+            f"of {sorted(_MULTI_OUTPUT)}"
+        )
     module_name, attribute = _REGISTRY[name].split(":")
     constructor = getattr(importlib.import_module(module_name), attribute)
     return constructor(space, **options)

@@ -33,7 +33,7 @@ class Buffer(NamedTuple):
     """Rows and values in fixed-capacity arrays; ``mask`` marks the filled slots."""
 
     x: jax.Array  # (capacity, dim) float32
-    y: jax.Array  # (capacity,) float32
+    y: jax.Array  # (capacity,) float32, or (capacity, outputs) for several outputs
     mask: jax.Array  # (capacity,) bool
 
     @property
@@ -55,10 +55,12 @@ class SearchState(NamedTuple):
 MIN_CAPACITY = 8
 
 
-def empty_buffer(dim: int, capacity: int = MIN_CAPACITY) -> Buffer:
+def empty_buffer(dim: int, capacity: int = MIN_CAPACITY, outputs: int = 1) -> Buffer:
+    """An empty buffer; ``outputs > 1`` keeps a vector of values per row (objectives
+    to minimise, then constraints)."""
     return Buffer(
         x=jnp.zeros((capacity, dim), jnp.float32),
-        y=jnp.zeros((capacity,), jnp.float32),
+        y=jnp.zeros((capacity,) if outputs == 1 else (capacity, outputs), jnp.float32),
         mask=jnp.zeros((capacity,), bool),
     )
 
@@ -78,7 +80,7 @@ def grow(buffer: Buffer, capacity: int) -> Buffer:
         return buffer
     return Buffer(
         x=jnp.pad(buffer.x, ((0, extra), (0, 0))),
-        y=jnp.pad(buffer.y, (0, extra)),
+        y=jnp.pad(buffer.y, ((0, extra),) + ((0, 0),) * (buffer.y.ndim - 1)),
         mask=jnp.pad(buffer.mask, (0, extra)),
     )
 
@@ -89,7 +91,14 @@ def append(buffer: Buffer, x: jax.Array, y: jax.Array | None = None) -> Buffer:
     Filled slots are compacted to the front first, so free slots are always a suffix.
     """
     x = jnp.atleast_2d(jnp.asarray(x, jnp.float32))
-    y = jnp.zeros(x.shape[0], jnp.float32) if y is None else jnp.asarray(y, jnp.float32)
+    if y is None:
+        y = jnp.zeros((x.shape[0],) + buffer.y.shape[1:], jnp.float32)
+    y = jnp.asarray(y, jnp.float32)
+    if y.shape != (x.shape[0],) + buffer.y.shape[1:]:
+        raise ValueError(
+            f"values of shape {y.shape} do not fit a buffer of {buffer.y.shape[1:] or 'scalar'} "
+            f"values per row for {x.shape[0]} rows"
+        )
     buffer = grow(compact(buffer), capacity_for(buffer.count + x.shape[0]))
     return _write_at_end(buffer, x, y)
 
@@ -106,7 +115,7 @@ def _write_at_end(buffer: Buffer, x: jax.Array, y: jax.Array) -> Buffer:
     start = jnp.sum(buffer.mask)
     return Buffer(
         x=jax.lax.dynamic_update_slice(buffer.x, x, (start, 0)),
-        y=jax.lax.dynamic_update_slice(buffer.y, y, (start,)),
+        y=jax.lax.dynamic_update_slice(buffer.y, y, (start,) + (0,) * (y.ndim - 1)),
         mask=jax.lax.dynamic_update_slice(buffer.mask, jnp.ones(x.shape[0], bool), (start,)),
     )
 
@@ -118,8 +127,8 @@ def remove_rows(buffer: Buffer, x: jax.Array) -> Buffer:
     return buffer._replace(mask=buffer.mask & ~matches)
 
 
-def init_search_state(dim: int) -> SearchState:
-    return SearchState(observed=empty_buffer(dim), pending=empty_buffer(dim))
+def init_search_state(dim: int, outputs: int = 1) -> SearchState:
+    return SearchState(observed=empty_buffer(dim, outputs=outputs), pending=empty_buffer(dim))
 
 
 def record_asked(state, rows: jax.Array):

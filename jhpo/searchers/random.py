@@ -18,12 +18,13 @@ from jhpo.searchers.base import (
 from jhpo.space import Space
 
 
-def random(space: Space) -> Searcher:
-    """Independent uniform draws from the space."""
+def random(space: Space, *, outputs: int = 1) -> Searcher:
+    """Independent uniform draws from the space. ``outputs`` values are kept per trial
+    (several objectives and constraints); they do not steer the draws."""
 
     def init(key: jax.Array) -> SearchState:
         del key
-        return init_search_state(space.dim)
+        return init_search_state(space.dim, outputs)
 
     def ask(state: SearchState, key: jax.Array, n: int):
         rows = _sample(space, key, n)
@@ -49,7 +50,7 @@ class QuasiRandomState(NamedTuple):
 _NUM_DIGITS = 31
 
 
-def quasirandom(space: Space) -> Searcher:
+def quasirandom(space: Space, *, outputs: int = 1) -> Searcher:
     """A Halton sequence scrambled by random digit permutations, one base per parameter.
 
     The point index is the number of trials already observed or pending, so a run that is
@@ -58,7 +59,7 @@ def quasirandom(space: Space) -> Searcher:
     bases = jnp.asarray(_first_primes(len(space.names)), jnp.int32)
 
     def init(key: jax.Array) -> QuasiRandomState:
-        base = init_search_state(space.dim)
+        base = init_search_state(space.dim, outputs)
         return QuasiRandomState(base.observed, base.pending, _digit_permutations(key, bases))
 
     def ask(state: QuasiRandomState, key: jax.Array, n: int):

@@ -1,0 +1,122 @@
+"""What a run optimises: one or several metrics, their directions, and constraints.
+
+A constraint names a metric that must be > 0 for a trial to be feasible. Searchers see
+one row of numbers per trial: the objectives signed so that smaller is better, then the
+constraint values as reported.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+MODES = ("min", "max")
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r} must be 'min' or 'max'")
+    return mode
+
+
+class Goal(NamedTuple):
+    metrics: tuple[str | None, ...]  # (None,) for an objective that returns a bare number
+    modes: tuple[str, ...]
+    constraints: tuple[str, ...] = ()
+
+    @classmethod
+    def from_arguments(cls, metric=None, mode="min", constraints=None) -> Goal:
+        """Validate ``tune``'s ``metric``, ``mode`` and ``constraints`` arguments."""
+        metrics = tuple(metric) if isinstance(metric, (list, tuple)) else (metric,)
+        if not metrics:
+            raise ValueError("metric=[] names no objective; give at least one metric")
+        if len(metrics) > 1 and any(not isinstance(m, str) for m in metrics):
+            raise ValueError(f"metric={list(metrics)!r}: several objectives need metric names")
+        if len(set(metrics)) != len(metrics):
+            raise ValueError(f"metric={list(metrics)!r} names a metric twice")
+        modes = tuple(mode) if isinstance(mode, (list, tuple)) else (mode,) * len(metrics)
+        if len(modes) != len(metrics):
+            raise ValueError(f"mode={list(modes)!r} needs one entry per metric {list(metrics)!r}")
+        for m in modes:
+            check_mode(m)
+        constraints = tuple(constraints or ())
+        if any(not isinstance(c, str) for c in constraints):
+            raise ValueError(f"constraints={list(constraints)!r} must be metric names")
+        if set(constraints) & set(metrics):
+            raise ValueError(f"constraints={list(constraints)!r} repeat an objective metric")
+        return cls(metrics, modes, constraints)
+
+    @property
+    def is_multiobjective(self) -> bool:
+        return len(self.metrics) > 1
+
+    @property
+    def outputs(self) -> int:
+        """Numbers per trial a searcher is told: objectives, then constraints."""
+        return len(self.metrics) + len(self.constraints)
+
+    @property
+    def signs(self) -> np.ndarray:
+        return np.array([1.0 if m == "min" else -1.0 for m in self.modes])
+
+    def describe(self) -> dict:
+        """The ``metric``/``mode``/``constraints`` fields of a run's meta.json."""
+        single = not self.is_multiobjective
+        return {"metric": self.metrics[0] if single else list(self.metrics),
+                "mode": self.modes[0] if single else list(self.modes),
+                "constraints": list(self.constraints)}
+
+    @classmethod
+    def from_meta(cls, meta: Mapping) -> Goal:
+        return cls.from_arguments(meta.get("metric"), meta.get("mode", "min"),
+                                  meta.get("constraints"))
+
+    def read(self, outcome: Any) -> tuple[dict, list[float], list[float]]:
+        """An objective's return as (metrics, objective values, constraint values)."""
+        if not isinstance(outcome, Mapping):
+            if self.is_multiobjective or self.constraints:
+                raise TypeError(
+                    f"the objective returned {type(outcome).__name__}; with several metrics or "
+                    "constraints it must return a dict of metrics"
+                )
+            _check_scalar(outcome)
+            return {self.metrics[0] or "value": outcome}, [float(outcome)], []
+        metrics = dict(outcome)
+        names = list(self.metrics)
+        if names == [None]:
+            if len(metrics) != 1:
+                raise ValueError(
+                    f"the objective returned metrics {sorted(metrics)}; pass metric= to name "
+                    "the one to optimise"
+                )
+            names = list(metrics)
+        for name in names + list(self.constraints):
+            if name not in metrics:
+                raise ValueError(f"metric {name!r} is not among the returned metrics {sorted(metrics)}")
+            _check_scalar(metrics[name])
+        return (metrics, [float(metrics[n]) for n in names],
+                [float(metrics[c]) for c in self.constraints])
+
+    def value_record(self, values: Sequence[float]):
+        """How a trial stores its objective values: a float, or a list for several."""
+        cleaned = [v if math.isfinite(v) else None for v in values]
+        return cleaned if self.is_multiobjective else cleaned[0]
+
+    def searcher_row(self, values: Sequence[float] | None,
+                     constraint_values: Sequence[float] | None) -> np.ndarray:
+        """The numbers a searcher is told for one trial; NaN marks a failure."""
+        if values is None:
+            return np.full(self.outputs, np.nan, np.float32)
+        objectives = self.signs * np.asarray(values, float)
+        constraints = np.asarray(constraint_values if constraint_values is not None
+                                 else [np.nan] * len(self.constraints), float)
+        row = np.concatenate([objectives, constraints]).astype(np.float32)
+        return np.where(np.isfinite(row), row, np.nan)
+
+
+def _check_scalar(value) -> None:
+    if np.ndim(value) != 0:
+        raise TypeError(f"a metric must be a scalar, got shape {np.shape(value)}")
