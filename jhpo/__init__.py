@@ -2,6 +2,8 @@
 
 __version__ = "0.1.0"
 
+from jhpo.analysis import load_experiment
+from jhpo.experiment import Method, run_experiment
 from jhpo.results import Result, Trial, load_run
 from jhpo.searchers import Searcher
 from jhpo.space import (
@@ -17,6 +19,7 @@ from jhpo.space import (
 from jhpo.tuner import Optimizer, tune
 
 __all__ = [
+    "Method",
     "Optimizer",
     "Result",
     "Searcher",
@@ -24,11 +27,13 @@ __all__ = [
     "SpaceError",
     "Trial",
     "choice",
+    "load_experiment",
     "load_run",
     "loguniform",
     "lograndint",
     "ordinal",
     "randint",
+    "run_experiment",
     "tune",
     "uniform",
 ]

@@ -1,5 +1,9 @@
+import pytest
+
 import jhpo
+from jhpo import analysis
 from jhpo.cli import main
+from jhpo.experiment import Method, run_experiment
 
 
 def test_show_prints_settings_trials_and_best(tmp_path, capsys):
@@ -19,3 +23,104 @@ def test_show_prints_settings_trials_and_best(tmp_path, capsys):
 def test_show_on_a_missing_run_fails_with_a_message(tmp_path, capsys):
     assert main(["show", str(tmp_path / "nope")]) == 2
     assert "not a jhpo run directory" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def experiment_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("experiment")
+    space = {"x": jhpo.uniform(-1, 1), "y": jhpo.uniform(-1, 1)}
+    run_experiment(lambda c: c["x"] ** 2 + c["y"] ** 2, space,
+                   ["random", Method("halton", searcher="quasirandom")], 3, directory,
+                   num_trials=6, optimum=0.0, progress=False)
+    return directory
+
+
+def test_show_prints_what_a_rerun_needs(tmp_path, capsys):
+    space = {"x": jhpo.uniform(-1, 1), "units": jhpo.randint(8, 64)}
+    jhpo.tune(lambda c: c["x"] ** 2, space, searcher="quasirandom", num_trials=2, seed=11,
+              run_dir=tmp_path, progress=False)
+    assert main(["show", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "searcher quasirandom  options {}" in out and "seed 11" in out
+    for version in ("jhpo 0.1.0", "jax ", "jaxlib ", "python ", "devices "):
+        assert version in out
+    assert '"units": {"type": "randint", "lo": 8, "hi": 64}' in out
+    assert "created 20" in out
+
+
+def test_show_on_an_experiment_lists_its_grid(experiment_dir, capsys):
+    assert main(["show", str(experiment_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "seeds [0, 1, 2]" in out and '"num_trials": 6' in out and "optimum 0.0" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()
+            if line.startswith(("random ", "halton "))}
+    assert rows["halton"][1] == "quasirandom" and rows["halton"][-1] == "3/3"
+
+
+def test_compare_prints_the_numbers_of_the_analysis(experiment_dir, capsys):
+    assert main(["compare", str(experiment_dir), "--x", "evals", "--target", "0.5",
+                 "--resamples", "200"]) == 0
+    out = capsys.readouterr().out
+    expected = analysis.compare(analysis.load_experiment(experiment_dir), x="evals", target=0.5,
+                                num_resamples=200)
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["method", "runs", "final", "median"]
+    assert "to reach 0.5 (evals)" in lines[0]
+    best_first = sorted(expected, key=lambda r: r.final_rank)
+    for line, row in zip(lines[1:3], best_first):
+        cells = line.split()
+        assert cells[0] == row.name and cells[1] == "3"
+        assert float(cells[2]) == pytest.approx(row.final, rel=1e-5)
+        assert float(cells[5]) == pytest.approx(row.final_rank, abs=0.005)
+        assert cells[-1] == f"{row.reached}/3"
+    assert "ranks averaged over seeds" in out
+
+
+def test_plot_writes_every_kind_of_figure(experiment_dir, tmp_path, capsys):
+    target = tmp_path / "anytime.png"
+    assert main(["plot", str(experiment_dir), "-o", str(target), "--quantity", "regret",
+                 "--x", "evals", "--statistic", "iqm", "--resamples", "50"]) == 0
+    assert target.exists() and target.with_suffix(".pdf").exists()
+    assert "wrote" in capsys.readouterr().out
+    assert main(["plot", str(experiment_dir), "-o", str(tmp_path / "trials"), "--kind", "trials",
+                 "--run", "halton/seed_1"]) == 0
+    assert (tmp_path / "trials.png").exists()
+    run = experiment_dir / "random" / "seed_0"
+    assert main(["plot", str(run), "-o", str(tmp_path / "front.png"), "--kind", "pareto"]) == 2
+    assert "needs --metrics A B" in capsys.readouterr().err
+    assert main(["plot", str(experiment_dir), "-o", str(tmp_path / "t.png"), "--kind",
+                 "trials"]) == 2
+    assert "pass --run METHOD/seed_K" in capsys.readouterr().err
+
+
+def test_help_explains_each_option(capsys):
+    for command, phrases in (("plot", ["interquartile mean", "bootstrap", "coloured by outcome",
+                                       "--log-x", "Pareto front"]),
+                             ("compare", ["--target", "first got", "1 = best"])):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = " ".join(capsys.readouterr().out.split())
+        for phrase in phrases:
+            assert phrase in out, (command, phrase)
+
+
+def test_show_of_a_multiobjective_run_lists_its_pareto_front(tmp_path, capsys):
+    def two_costs(config):
+        return {"error": (config["x"] - 1) ** 2, "size": (config["x"] + 1) ** 2, "margin": 1.0}
+
+    result = jhpo.tune(two_costs, {"x": jhpo.uniform(-2, 2)}, metric=["error", "size"],
+                       mode=["min", "min"], constraints=["margin"], num_trials=6, seed=0,
+                       run_dir=tmp_path, progress=False)
+    assert main(["show", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "constraints ['margin'] (each must be > 0)" in out
+    front = result.pareto_front()
+    assert f"Pareto front of ['error', 'size']: {len(front)} trials" in out
+    for trial in front:
+        assert f"  trial {trial.trial_id}: [" in out
+    figure = tmp_path / "front.png"
+    assert main(["plot", str(tmp_path), "-o", str(figure), "--kind", "pareto"]) == 0
+    assert figure.exists()
+    assert main(["plot", str(tmp_path), "-o", str(tmp_path / "bars"), "--kind", "trials"]) == 0
+    assert main(["plot", str(tmp_path), "-o", str(tmp_path / "curve")]) == 2
+    assert "follow one objective" in capsys.readouterr().err
