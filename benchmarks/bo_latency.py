@@ -1,0 +1,245 @@
+"""Wall-clock of one BO ask (model fit + acquisition) against the number of observations.
+
+For d = 6 (Hartmann-6) and n observations, the searcher is told n quasi-random
+rows at once, then asked for one row at a time (each row told before the next
+ask). The first ask pays for compilation; the table reports the median of the
+later ones and the compile time apart. Optuna's GPSampler is measured the same
+way when optuna (and torch) are installed.
+
+Where the time goes: the ``pieces`` table times jhpo's kernels one by one at
+each n: the log marginal likelihood and its gradient through our custom VJP
+versus reverse-mode through ``jnp.linalg.cholesky``, the fit with restarts, the
+refinement between restarts, and one acquisition maximisation.
+
+Timings on a machine whose cores are shared are noisy; ``--cpu 0`` pins the
+process to one core before JAX starts its thread pool, which on small virtual
+machines removes long stalls from threads waiting on each other.
+
+    python benchmarks/bo_latency.py [--quick] [--json PATH] [--cpu N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import time
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="n in (50, 200), fewer repeats")
+    parser.add_argument("--json", metavar="PATH", help="write the measurements here")
+    parser.add_argument("--cpu", type=int, default=None, help="pin the process to this core")
+    parser.add_argument("--repeats", type=int, default=None, help="timed asks per n")
+    parser.add_argument("--no-optuna", action="store_true", help="skip Optuna even if installed")
+    return parser.parse_args()
+
+
+def median_ms(seconds):
+    return round(1e3 * statistics.median(seconds), 2)
+
+
+def observations(problem, n, seed=0):
+    """n Halton rows of the problem's space and their values (float32)."""
+    import jax
+    import jax.numpy as jnp
+
+    from jhpo.searchers import make
+
+    searcher = make("quasirandom", problem.space)
+    rows, _ = searcher.ask(searcher.init(jax.random.key(seed)), jax.random.key(seed), n)
+    values = [problem(config) for config in problem.space.to_configs(rows)]
+    return rows, jnp.asarray(values, jnp.float32)
+
+
+def time_jhpo(problem, n, repeats):
+    import jax
+    import jax.numpy as jnp
+
+    from jhpo.searchers.bo import bo
+
+    searcher = bo(problem.space)
+    rows, values = observations(problem, n)
+    state = searcher.tell(searcher.init(jax.random.key(0)), rows, values)
+    seconds = []
+    for i in range(repeats + 1):
+        start = time.perf_counter()
+        row, state = searcher.ask(state, jax.random.key(i), 1)
+        jax.block_until_ready(row)
+        seconds.append(time.perf_counter() - start)
+        value = problem(problem.space.to_configs(row)[0])
+        state = searcher.tell(state, row, jnp.asarray([value], jnp.float32))
+    ask = statistics.median(seconds[1:])
+    return ask, max(seconds[0] - ask, 0.0)
+
+
+def time_pieces(problem, n, repeats):
+    """Seconds per call of each jhpo kernel at n observations (compiled first)."""
+    import jax
+    import jax.numpy as jnp
+
+    from jhpo import gp
+    from jhpo.searchers import bo as bo_module
+
+    searcher = bo_module.bo(problem.space)
+    rows, values = observations(problem, n)
+    state = searcher.tell(searcher.init(jax.random.key(0)), rows, values)
+    _, state = searcher.ask(state, jax.random.key(0), 1)  # fitted, with one row pending
+    config = bo_module.make_config(problem.space)
+    with jax.enable_x64(True):
+        x, y, mask = bo_module._fit_data(state.observed, config.fit.warp)
+        params = jax.tree.map(lambda p: p.astype(jnp.float64), state.params)
+        exact = jnp.count_nonzero(mask)
+        x_exact, y_exact = x[:exact], y[:exact]
+
+        def through_cholesky(p):
+            cov = gp.kernel(x_exact, x_exact, p) + jnp.exp(p.log_noise) * jnp.eye(x_exact.shape[0])
+            chol = jnp.linalg.cholesky(cov)
+            residual = y_exact - p.mean
+            alpha = jax.scipy.linalg.cho_solve((chol, True), residual)
+            return -0.5 * residual @ alpha - jnp.log(jnp.diagonal(chol)).sum()
+
+        kernels = {
+            "lml": jax.jit(lambda p: gp.log_marginal_likelihood(p, x, y, mask)),
+            "grad_custom_vjp": jax.jit(jax.grad(lambda p: gp.log_marginal_likelihood(p, x, y, mask))),
+            "grad_through_cholesky": jax.jit(jax.grad(through_cholesky)),
+        }
+        result = {name: _seconds(lambda f=f: f(params), repeats) for name, f in kernels.items()}
+    key = jax.random.key(1)
+    due = state._replace(restarted_at=jnp.zeros((), jnp.int32))
+    not_due = state._replace(restarted_at=jnp.asarray(state.observed.count, jnp.int32))
+    result["fit_with_restarts"] = _seconds(
+        lambda: bo_module.update_fit(config, due, key).params, repeats)
+    result["fit_between_restarts"] = _seconds(
+        lambda: bo_module.update_fit(config, not_due, key).params, repeats)
+    result["acquisition"] = _seconds(
+        lambda: bo_module.propose(problem.space, config, state, key), repeats)
+    return result
+
+
+def _seconds(call, repeats):
+    import jax
+
+    jax.block_until_ready(call())
+    seconds = []
+    for _ in range(max(repeats, 3)):
+        start = time.perf_counter()
+        jax.block_until_ready(call())
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)
+
+
+def time_optuna(problem, n, repeats):
+    import numpy as np
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    distributions = {
+        name: optuna.distributions.FloatDistribution(domain.lo, domain.hi)
+        for name, domain in problem.space.domains.items()
+    }
+    rows, values = observations(problem, n)
+    study = optuna.create_study(sampler=optuna.samplers.GPSampler(seed=0))
+    for config, value in zip(problem.space.to_configs(rows), np.asarray(values)):
+        study.add_trial(optuna.trial.create_trial(
+            params=config, distributions=distributions, value=float(value)))
+    seconds = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        trial = study.ask(distributions)
+        seconds.append(time.perf_counter() - start)
+        study.tell(trial, problem(trial.params))
+    ask = statistics.median(seconds[1:])
+    return ask, max(seconds[0] - ask, 0.0)
+
+
+def optuna_available() -> bool:
+    """Optuna is installed, and so is torch, which its GPSampler needs."""
+    return all(importlib.util.find_spec(name) is not None for name in ("optuna", "torch"))
+
+
+def versions():
+    import jax
+    import jaxlib
+
+    import jhpo
+
+    found = {"jhpo": jhpo.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+             "python": platform.python_version(), "devices": [str(d) for d in jax.devices()]}
+    if optuna_available():
+        import optuna
+        import torch
+
+        found.update(optuna=optuna.__version__, torch=torch.__version__)
+    return found
+
+
+def main():
+    args = parse_args()
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+    from jhpo import problems
+
+    sizes = [50, 200] if args.quick else [50, 100, 200, 400, 800]
+    repeats = args.repeats or (3 if args.quick else 7)
+    problem = problems.hartmann6()
+    use_optuna = optuna_available() and not args.no_optuna
+
+    report = {"jhpo": {"n": [], "ask_s": [], "compile_s": []}, "jhpo_pieces": {"n": []}}
+    if use_optuna:
+        report["optuna_gp"] = {"n": [], "ask_s": [], "compile_s": []}
+    for n in sizes:
+        ask, compile_s = time_jhpo(problem, n, repeats)
+        _record(report["jhpo"], n, ask, compile_s)
+        pieces = time_pieces(problem, n, repeats)
+        report["jhpo_pieces"]["n"].append(n)
+        for name, seconds in pieces.items():
+            report["jhpo_pieces"].setdefault(name + "_s", []).append(seconds)
+        line = f"n={n:4d} jhpo ask {1e3 * ask:8.1f} ms (compile {compile_s:5.1f} s)"
+        if use_optuna:
+            ask_o, compile_o = time_optuna(problem, n, repeats)
+            _record(report["optuna_gp"], n, ask_o, compile_o)
+            line += f"  optuna GPSampler {1e3 * ask_o:8.1f} ms  ratio {ask_o / ask:5.1f}x"
+        print(line, flush=True)
+    report["versions"] = versions()
+    report["settings"] = {"dim": 6, "problem": problem.name, "repeats": repeats, "cpu": args.cpu}
+    print_tables(report)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(report, handle, indent=2)
+
+
+def _record(table, n, ask, compile_s):
+    table["n"].append(n)
+    table["ask_s"].append(ask)
+    table["compile_s"].append(compile_s)
+
+
+def print_tables(report):
+    jhpo_table = report["jhpo"]
+    optuna = report.get("optuna_gp")
+    print("\nmedian seconds of one ask, d = 6 (compile time apart)")
+    header = "| n | jhpo bo ask (ms) | jhpo compile (s) |"
+    header += " Optuna GPSampler ask (ms) | speed-up |" if optuna else ""
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for i, n in enumerate(jhpo_table["n"]):
+        row = f"| {n} | {1e3 * jhpo_table['ask_s'][i]:.1f} | {jhpo_table['compile_s'][i]:.1f} |"
+        if optuna:
+            row += f" {1e3 * optuna['ask_s'][i]:.1f} | {optuna['ask_s'][i] / jhpo_table['ask_s'][i]:.1f}x |"
+        print(row)
+    pieces = report["jhpo_pieces"]
+    names = [k for k in pieces if k != "n"]
+    print("\nwhere jhpo's time goes (ms per call)")
+    print("| n | " + " | ".join(k[:-2] for k in names) + " |")
+    print("|---|" + "---|" * len(names))
+    for i, n in enumerate(pieces["n"]):
+        print(f"| {n} | " + " | ".join(f"{1e3 * pieces[k][i]:.2f}" for k in names) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""The "bo" searcher: validity of its proposals, robustness, compilation, and that it searches."""
+
+import threading
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jhpo
+from jhpo import problems
+from jhpo.searchers import bo as bo_module
+from jhpo.searchers import make
+from jhpo.space import Space
+
+# One space and one set of options for most tests, so they share compiled kernels.
+SPACE = Space({"x": jhpo.uniform(0.0, 1.0), "n": jhpo.randint(1, 6),
+               "c": jhpo.choice(["a", "b", "c"])})
+OPTIONS = {"num_initial": 3, "num_screen": 256, "num_starts": 4, "ascent_steps": 15,
+           "fit_evaluations": 15, "num_restarts": 8}
+
+
+sample = jax.jit(SPACE.sample, static_argnums=1)
+canonicalize = jax.jit(SPACE.canonicalize)
+
+
+def objective(rows):
+    """A smooth function of the row (minimum near x = 0.3, n = 4, c = "b")."""
+    rows = np.asarray(rows, np.float64)
+    return ((rows[:, 0] - 0.3) ** 2 + (rows[:, 1] - 0.6) ** 2 + rows[:, 2] + rows[:, 4]).astype(np.float32)
+
+
+def observed_state(searcher, rows, values):
+    return searcher.tell(searcher.init(jax.random.key(0)), rows, jnp.asarray(values, jnp.float32))
+
+
+def assert_fresh_valid_rows(rows, state_before):
+    rows = np.asarray(rows)
+    np.testing.assert_array_equal(rows, np.asarray(canonicalize(jnp.asarray(rows))))
+    assert len({r.tobytes() for r in rows}) == len(rows), "rows are not distinct"
+    for buffer in (state_before.observed, state_before.pending):
+        taken = np.asarray(buffer.x)[np.asarray(buffer.mask)]
+        for row in rows:
+            assert not any(np.array_equal(row, t) for t in taken), "row already observed or pending"
+
+
+def test_batch_ask_returns_distinct_fresh_valid_rows():
+    searcher = make("bo", SPACE, **OPTIONS)
+    rows = sample(jax.random.key(1), 6)
+    state = observed_state(searcher, rows, objective(rows))
+    batch, state_after = searcher.ask(state, jax.random.key(2), 4)
+    assert batch.shape == (4, SPACE.dim) and batch.dtype == jnp.float32
+    assert_fresh_valid_rows(batch, state)
+    assert state_after.pending.count == 4
+    # With those four still pending, the next ask avoids them too.
+    more, _ = searcher.ask(state_after, jax.random.key(3), 2)
+    assert_fresh_valid_rows(more, state_after)
+
+
+def test_duplicate_rows_constant_values_and_failures_give_finite_fresh_rows():
+    searcher = make("bo", SPACE, **OPTIONS)
+    base = sample(jax.random.key(4), 3)
+    cases = {
+        "duplicates": (jnp.concatenate([base, base, base]), np.arange(9.0) % 4),
+        "constant": (sample(jax.random.key(5), 6), np.full(6, 2.5)),
+        "failed": (sample(jax.random.key(6), 6), [1.0, np.nan, 0.5, np.nan, 2.0, 0.1]),
+        "all failed": (sample(jax.random.key(7), 4), np.full(4, np.nan)),
+    }
+    for name, (rows, values) in cases.items():
+        state = observed_state(searcher, rows, values)
+        batch, state_after = searcher.ask(state, jax.random.key(8), 2)
+        assert np.all(np.isfinite(np.asarray(batch))), name
+        assert all(np.all(np.isfinite(np.asarray(p))) for p in state_after.params), name
+        assert_fresh_valid_rows(batch, state)
+
+
+def test_single_observation_is_enough():
+    searcher = make("bo", SPACE, **{**OPTIONS, "num_initial": 1})
+    rows = sample(jax.random.key(9), 1)
+    state = observed_state(searcher, rows, [0.7])
+    batch, _ = searcher.ask(state, jax.random.key(10), 1)
+    assert np.all(np.isfinite(np.asarray(batch)))
+    assert_fresh_valid_rows(batch, state)
+
+
+def test_failed_trials_are_read_as_the_worst_value():
+    observed = bo_module.Buffer(
+        x=jnp.zeros((4, 2)), y=jnp.asarray([1.0, jnp.nan, 3.0, jnp.nan]),
+        mask=jnp.asarray([True, True, True, False]))
+    with jax.enable_x64(True):
+        imputed = bo_module._imputed_targets(observed)
+    np.testing.assert_array_equal(np.asarray(imputed)[:3], [1.0, 3.0, 3.0])
+
+
+def test_a_used_up_discrete_space_warns_instead_of_failing():
+    tiny = Space({"n": jhpo.randint(1, 3), "c": jhpo.choice(["a", "b"])})  # 6 configurations
+    searcher = make("bo", tiny, **{**OPTIONS, "num_initial": 2})
+    state = searcher.init(jax.random.key(0))
+    seen = set()
+    for i in range(6):
+        row, state = searcher.ask(state, jax.random.key(i), 1)
+        seen.add(np.asarray(row).tobytes())
+        state = searcher.tell(state, row, jnp.asarray([float(i)]))
+    assert len(seen) == 6  # every configuration once, none twice
+    with pytest.warns(UserWarning, match="already observed or pending"):
+        searcher.ask(state, jax.random.key(6), 1)
+
+
+def test_compiles_once_per_capacity_over_40_asks():
+    # Options of its own so that no other test has compiled these kernels already.
+    options = {**OPTIONS, "num_initial": 20, "num_screen": 200, "fit_evaluations": 14}
+    searcher = make("bo", SPACE, **options)
+    config = bo_module.make_config(SPACE, **options)
+    kernels = (bo_module._fit_kernel, bo_module._propose_kernel)
+    cached_before = [kernel._cache_size() for kernel in kernels]
+    compiles = []
+    listener = lambda event, *_, **__: compiles.append(event)  # noqa: E731
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        state = searcher.init(jax.random.key(0))
+        per_ask, capacities = [], []
+        for i in range(40):
+            before = len(compiles)
+            row, state = searcher.ask(state, jax.random.key(i), 1)
+            state = searcher.tell(state, row, jnp.asarray(objective(row)))
+            per_ask.append(len([e for e in compiles[before:] if e.endswith("backend_compile_duration")]))
+            capacities.append((state.observed.capacity, state.pending.capacity))
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+    # Each kernel compiled once per capacity it met: 20..39 observations sit in buffers
+    # of 32 and 64 rows, with at most one row pending.
+    bo_capacities = {capacities[i - 1] for i in range(config.num_initial, 40)}
+    assert len(bo_capacities) == 2
+    cached_after = [kernel._cache_size() for kernel in kernels]
+    assert [a - b for a, b in zip(cached_after, cached_before)] == [2, 2]
+    # Compilation happens only when something new is met: the first ask, the first
+    # model-based ask, a tell that grows a buffer, or the first ask after that.
+    for i, count in enumerate(per_ask):
+        grew = capacities[i] != capacities[i - 1] or (i >= 2 and capacities[i - 1] != capacities[i - 2])
+        if i in (0, config.num_initial) or grew:
+            continue
+        assert count == 0, f"ask {i} compiled {count} programs without a capacity change"
+
+
+def test_scoped_precision_leaves_float32_training_alone():
+    def train_step(w, x):
+        loss = lambda w: jnp.mean((jnp.tanh(x @ w) - 1.0) ** 2)  # noqa: E731
+        return w - 0.1 * jax.grad(loss)(w)
+
+    step = jax.jit(train_step)
+    w, x = jnp.ones((3, 2)) * 0.1, jnp.ones((4, 3))
+    searcher = make("bo", SPACE, **OPTIONS)
+    rows = sample(jax.random.key(1), 6)
+    state = observed_state(searcher, rows, objective(rows))
+    results = {}
+    worker = threading.Thread(target=lambda: results.update(rows=searcher.ask(state, jax.random.key(2), 2)[0]))
+    worker.start()
+    during = step(w, x)  # trains while the searcher works in float64 on another thread
+    worker.join()
+    after = step(w, x)
+    assert jax.config.jax_enable_x64 is False
+    assert during.dtype == jnp.float32 and after.dtype == jnp.float32
+    assert jnp.ones(2).dtype == jnp.float32
+    assert results["rows"].dtype == jnp.float32
+
+
+def test_bo_beats_random_on_branin():
+    problem = problems.branin()
+    evaluations = 20
+
+    def best_regret(method, seed, **options):
+        searcher = make(method, problem.space, **options)
+        state, best = searcher.init(jax.random.key(seed)), np.inf
+        for i in range(evaluations):
+            row, state = searcher.ask(state, jax.random.key(100 * seed + i), 1)
+            with jax.enable_x64(True):
+                value = problem(problem.space.to_configs(row)[0])
+            best = min(best, value)
+            state = searcher.tell(state, row, jnp.asarray([value], jnp.float32))
+        return problem.regret(best)
+
+    bo_regret = best_regret("bo", 0)
+    random_regrets = [best_regret("random", seed) for seed in range(5)]
+    assert bo_regret < 0.25 * np.median(random_regrets), (bo_regret, random_regrets)
+
+
+def test_works_through_optimizer_and_tune():
+    opt = jhpo.Optimizer(SPACE, searcher="bo", seed=0, searcher_options=OPTIONS)
+    for _ in range(3):
+        configs = opt.ask(2)
+        opt.tell(configs, [c["x"] + c["n"] / 10 for c in configs])
+    assert len(opt.ask(1)) == 1
+    result = jhpo.tune(lambda c: (c["x"] - 0.3) ** 2 + c["n"] / 10, SPACE, searcher="bo",
+                       num_trials=6, seed=1, progress=False, searcher_options=OPTIONS)
+    assert len(result.trials) == 6 and result.best.value <= 1.0
+
+
+@pytest.mark.parametrize("options, parameter", [
+    ({"num_initial": 0}, "num_initial"),
+    ({"acquisition": "ei"}, "acquisition"),
+    ({"num_restarts": 0}, "num_restarts"),
+    ({"refit_growth": 0.5}, "refit_growth"),
+    ({"ucb_beta": -1.0}, "ucb_beta"),
+    ({"fit_subset": 1.5}, "fit_subset"),
+])
+def test_bad_options_name_the_parameter(options, parameter):
+    with pytest.raises(ValueError, match=parameter):
+        make("bo", SPACE, **options)
+
+
+def test_ucb_acquisition_proposes_fresh_rows():
+    searcher = make("bo", SPACE, **{**OPTIONS, "acquisition": "ucb"})
+    rows = sample(jax.random.key(11), 5)
+    state = observed_state(searcher, rows, objective(rows))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        batch, _ = searcher.ask(state, jax.random.key(12), 2)
+    assert_fresh_valid_rows(batch, state)
