@@ -26,9 +26,10 @@ class Goal(NamedTuple):
     metrics: tuple[str | None, ...]  # (None,) for an objective that returns a bare number
     modes: tuple[str, ...]
     constraints: tuple[str, ...] = ()
+    cost: bool = False  # also tell each trial's wall-clock seconds (cost-aware searchers)
 
     @classmethod
-    def from_arguments(cls, metric=None, mode="min", constraints=None) -> Goal:
+    def from_arguments(cls, metric=None, mode="min", constraints=None, cost=False) -> Goal:
         """Validate ``tune``'s ``metric``, ``mode`` and ``constraints`` arguments."""
         metrics = tuple(metric) if isinstance(metric, (list, tuple)) else (metric,)
         if not metrics:
@@ -47,7 +48,7 @@ class Goal(NamedTuple):
             raise ValueError(f"constraints={list(constraints)!r} must be metric names")
         if set(constraints) & set(metrics):
             raise ValueError(f"constraints={list(constraints)!r} repeat an objective metric")
-        return cls(metrics, modes, constraints)
+        return cls(metrics, modes, constraints, bool(cost))
 
     @property
     def is_multiobjective(self) -> bool:
@@ -55,8 +56,8 @@ class Goal(NamedTuple):
 
     @property
     def outputs(self) -> int:
-        """Numbers per trial a searcher is told: objectives, then constraints."""
-        return len(self.metrics) + len(self.constraints)
+        """Numbers per trial a searcher is told: objectives, constraints, then the cost."""
+        return len(self.metrics) + len(self.constraints) + int(self.cost)
 
     @property
     def signs(self) -> np.ndarray:
@@ -106,14 +107,18 @@ class Goal(NamedTuple):
         return cleaned if self.is_multiobjective else cleaned[0]
 
     def searcher_row(self, values: Sequence[float] | None,
-                     constraint_values: Sequence[float] | None) -> np.ndarray:
-        """The numbers a searcher is told for one trial; NaN marks a failure."""
+                     constraint_values: Sequence[float] | None, cost: float | None = None) -> np.ndarray:
+        """The numbers a searcher is told for one trial: objectives signed to be
+        minimised, constraints as reported, then (cost-aware) the cost in seconds. NaN
+        marks what a failed trial did not give; a failed trial's cost is still known."""
+        costs = [np.nan if cost is None else cost] if self.cost else []
         if values is None:
-            return np.full(self.outputs, np.nan, np.float32)
+            objectives = np.full(len(self.metrics) + len(self.constraints), np.nan)
+            return np.concatenate([objectives, costs]).astype(np.float32)
         objectives = self.signs * np.asarray(values, float)
         constraints = np.asarray(constraint_values if constraint_values is not None
                                  else [np.nan] * len(self.constraints), float)
-        row = np.concatenate([objectives, constraints]).astype(np.float32)
+        row = np.concatenate([objectives, constraints, costs]).astype(np.float32)
         return np.where(np.isfinite(row), row, np.nan)
 
 

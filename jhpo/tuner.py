@@ -63,18 +63,21 @@ class Optimizer:
     ):
         self.space = space if isinstance(space, Space) else Space(space)
         modes = list(mode) if isinstance(mode, (list, tuple)) else [mode]
+        options = dict(searcher_options or {})
         self.goal = Goal.from_arguments(
             [f"objective_{i}" for i in range(len(modes))] if len(modes) > 1 else None,
-            modes, [f"constraint_{i}" for i in range(num_constraints)])
+            modes, [f"constraint_{i}" for i in range(num_constraints)],
+            cost=options.get("cost_aware", False))
         if not isinstance(seed, numbers.Integral):
             raise TypeError(f"seed={seed!r} must be an integer")
         self.seed = int(seed)
         if isinstance(searcher, Searcher):
             self.searcher = searcher
         else:
-            options = dict(searcher_options or {})
-            if self.goal.outputs > 1:
-                options["outputs"] = self.goal.outputs
+            if len(modes) > 1:
+                options["num_objectives"] = len(modes)
+            if num_constraints:
+                options["num_constraints"] = num_constraints
             self.searcher = searchers_module.make(searcher, self.space, **options)
         init_key, self._ask_key = jax.random.split(jax.random.key(self.seed))
         self.state = self.searcher.init(init_key)
@@ -101,12 +104,14 @@ class Optimizer:
         """``n`` configurations to evaluate next, as plain dicts."""
         return self.ask_rows(n)[1]
 
-    def tell(self, configs: Sequence[Mapping], values: Sequence, constraints: Sequence | None = None) -> None:
+    def tell(self, configs: Sequence[Mapping], values: Sequence, constraints: Sequence | None = None,
+             costs: Sequence[float] | None = None) -> None:
         """Results for ``configs`` (asked before, or any valid configurations).
 
         ``values`` holds one metric value per configuration in the optimizer's mode (a
         list of values with several objectives); None, NaN or inf mark a failed trial.
-        ``constraints`` holds one list of constraint values per configuration.
+        ``constraints`` holds one list of constraint values per configuration, and
+        ``costs`` (for a cost-aware searcher) the seconds each evaluation took.
         """
         configs, values = list(configs), list(values)
         if len(configs) != len(values):
@@ -117,8 +122,12 @@ class Optimizer:
             if self.goal.constraints:
                 raise ValueError(f"tell needs constraints=: {len(self.goal.constraints)} per config")
             constraints = [None] * len(configs)
+        if self.goal.cost and costs is None:
+            raise ValueError("a cost-aware searcher needs costs= (seconds per evaluation)")
+        costs = [None] * len(configs) if costs is None else list(costs)
         rows = [self._row_for(config) for config in configs]
-        told = [self.goal.searcher_row(self._objective_values(v), c) for v, c in zip(values, constraints)]
+        told = [self.goal.searcher_row(self._objective_values(v), c, t)
+                for v, c, t in zip(values, constraints, costs)]
         self.tell_rows(jnp.stack(rows) if rows else jnp.zeros((0, self.space.dim)), told)
 
     def _objective_values(self, value) -> list[float] | None:
@@ -166,7 +175,7 @@ class BlackBoxScheduling:
         self.scheduler = scheduler
         self.state = init_state(len(scheduler.levels))
         self._key = jax.random.fold_in(jax.random.key(seed), 1)
-        self._next_level: dict[int, int] = {}
+        self.next_level: dict[int, int] = {}
 
     def start(self, trial_id: int) -> None:
         capacity = capacity_for(trial_id + 1)
@@ -177,15 +186,15 @@ class BlackBoxScheduling:
                 bracket=jnp.pad(self.state.bracket, (0, extra)),
             )
         self.state = self.scheduler.admit(self.state, trial_id, jax.random.fold_in(self._key, trial_id))
-        self._next_level[trial_id] = 0
+        self.next_level[trial_id] = 0
 
     def goes_on(self, trial_id: int, resource: float, value: float) -> bool:
         levels = self.scheduler.levels
         reached = [i for i, level in enumerate(levels) if level <= resource]
-        if not reached or reached[-1] < self._next_level[trial_id]:
+        if not reached or reached[-1] < self.next_level[trial_id]:
             return True
         level = reached[-1]
-        self._next_level[trial_id] = level + 1
+        self.next_level[trial_id] = level + 1
         self.state, go_on = self.scheduler.decide(self.state, trial_id, level, value)
         return level == len(levels) - 1 or bool(go_on)
 
@@ -266,11 +275,11 @@ def run_trial(objective: Callable, config: dict, goal: Goal,
 def searcher_row_of(goal: Goal, trial: Trial) -> np.ndarray:
     """What the searcher is told about a recorded trial."""
     if trial.status == FAILED or trial.value is None:
-        return goal.searcher_row(None, None)
+        return goal.searcher_row(None, None, trial.duration)
     values = trial.value if goal.is_multiobjective else [trial.value]
     values = [np.nan if v is None else v for v in values]
     constraints = [trial.metrics.get(c) for c in goal.constraints]
-    return goal.searcher_row(values, [np.nan if c is None else c for c in constraints])
+    return goal.searcher_row(values, [np.nan if c is None else c for c in constraints], trial.duration)
 
 
 def run_meta(space: Space, searcher: str | Searcher, goal: Goal, seed: int, **extra) -> dict:
@@ -355,7 +364,8 @@ def tune(
         raise ValueError(f"num_trials={num_trials!r} must be a positive integer")
     if max_wallclock_s is not None and not max_wallclock_s > 0:
         raise ValueError(f"max_wallclock_s={max_wallclock_s!r} must be positive")
-    goal = Goal.from_arguments(metric, mode, constraints)
+    goal = Goal.from_arguments(metric, mode, constraints,
+                               cost=(searcher_options or {}).get("cost_aware", False))
     optimizer = Optimizer(space, searcher, seed=seed, mode=list(goal.modes),
                           num_constraints=len(goal.constraints), searcher_options=searcher_options)
     scheduling = _scheduling(scheduler, scheduler_options, objective, seed, goal)

@@ -17,8 +17,10 @@ _REGISTRY = {
 }
 
 
-# Searchers that accept ``outputs=k`` (several objectives, or constraints, per trial).
+# Searchers that take several objectives, constraints or costs per trial (the options
+# num_objectives, num_constraints, cost_aware; see jhpo.goal for the layout told).
 _MULTI_OUTPUT = {"random", "quasirandom"}
+_MULTI_OUTPUT_OPTIONS = ("num_objectives", "num_constraints", "cost_aware")
 
 
 def names() -> list[str]:
@@ -29,7 +31,8 @@ def make(name: str, space: Space, **options) -> Searcher:
     """The searcher registered as ``name`` over ``space``."""
     if name not in _REGISTRY:
         raise ValueError(f"searcher={name!r} is not one of {names()}")
-    if options.get("outputs", 1) > 1 and name not in _MULTI_OUTPUT:
+    if any(options.get(o) not in (None, 0, 1, False) for o in _MULTI_OUTPUT_OPTIONS) and (
+            name not in _MULTI_OUTPUT):
         raise ValueError(
             f"searcher={name!r} takes one objective and no constraints; for several, use one "
             f"of {sorted(_MULTI_OUTPUT)}"

@@ -18,9 +18,11 @@ from jhpo.searchers.base import (
 from jhpo.space import Space
 
 
-def random(space: Space, *, outputs: int = 1) -> Searcher:
-    """Independent uniform draws from the space. ``outputs`` values are kept per trial
-    (several objectives and constraints); they do not steer the draws."""
+def random(space: Space, *, num_objectives: int = 1, num_constraints: int = 0,
+           cost_aware: bool = False) -> Searcher:
+    """Independent uniform draws from the space. The values told (several objectives,
+    constraints, costs) are kept but do not steer the draws."""
+    outputs = num_objectives + num_constraints + int(cost_aware)
 
     def init(key: jax.Array) -> SearchState:
         del key
@@ -50,13 +52,15 @@ class QuasiRandomState(NamedTuple):
 _NUM_DIGITS = 31
 
 
-def quasirandom(space: Space, *, outputs: int = 1) -> Searcher:
+def quasirandom(space: Space, *, num_objectives: int = 1, num_constraints: int = 0,
+                cost_aware: bool = False) -> Searcher:
     """A Halton sequence scrambled by random digit permutations, one base per parameter.
 
     The point index is the number of trials already observed or pending, so a run that is
     resumed from its records continues the same sequence.
     """
     bases = jnp.asarray(_first_primes(len(space.names)), jnp.int32)
+    outputs = num_objectives + num_constraints + int(cost_aware)
 
     def init(key: jax.Array) -> QuasiRandomState:
         base = init_search_state(space.dim, outputs)
