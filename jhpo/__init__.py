@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 
 from jhpo.analysis import load_experiment
 from jhpo.experiment import Method, run_experiment
+from jhpo.population_tuner import tune_population
 from jhpo.results import Result, Trial, load_run
 from jhpo.searchers import Searcher
 from jhpo.space import (
@@ -35,5 +36,6 @@ __all__ = [
     "randint",
     "run_experiment",
     "tune",
+    "tune_population",
     "uniform",
 ]

@@ -1,0 +1,124 @@
+import json
+
+import numpy as np
+import pytest
+
+import jhpo
+from jhpo import population as pop
+from jhpo import population_tuner
+from jhpo.population_tuner import POPULATION_FILE, largest_batch_size, tune_population
+from jhpo.results import load_run
+from tests.test_population import TASK
+
+SPACE = {
+    "learning_rate": jhpo.loguniform(1e-3, 3e-1),
+    "momentum": jhpo.uniform(0.0, 0.9),
+    "batch_size": jhpo.randint(1, 32),
+}
+STEPS = 8
+
+
+def _tune(run_dir=None, num_trials=6, space=SPACE, **options):
+    return tune_population(
+        TASK, space, population_size=4, num_trials=num_trials, steps=STEPS, seed=3, run_dir=run_dir, progress=False, **options
+    )
+
+
+def _records(result):
+    return [(t.trial_id, t.config, t.value, t.status) for t in sorted(result.trials, key=lambda t: t.trial_id)]
+
+
+def test_records_one_trial_per_member(tmp_path):
+    result = _tune(tmp_path / "run")
+    assert [t.trial_id for t in result.trials] == list(range(6))
+    assert all(t.status == "completed" and t.value == t.metrics["val_error"] for t in result.trials)
+    assert all(t.resource == STEPS and t.row is not None for t in result.trials)
+    # Two populations (4 + 2 members): members of one population share their times.
+    assert len({(t.start_time, t.end_time) for t in result.trials}) == 2
+    assert result.best.value == min(t.value for t in result.trials)
+    loaded = load_run(tmp_path / "run")
+    assert _records(loaded) == _records(result)
+    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
+    assert (meta["task"], meta["steps"], meta["population_size"], meta["metric"]) == ("regression", STEPS, 4, "val_error")
+    assert not (tmp_path / "run" / POPULATION_FILE).exists()
+
+
+def test_member_matches_training_it_alone():
+    result = _tune()
+    trial = result.trials[5]
+    alone = pop.train_configs(TASK, [trial.config], pop.member_seeds(3, 1, offset=5), STEPS, max_batch_size=32)
+    assert alone.metrics["val_error"][0] == pytest.approx(trial.value, rel=1e-5)
+
+
+def test_diverging_members_are_recorded_failed():
+    space = {**SPACE, "learning_rate": jhpo.loguniform(1e-2, 1e3)}
+    result = _tune(space=space, num_trials=8)
+    failed = [t for t in result.trials if t.status == "failed"]
+    assert failed and all(t.value is None and t.error for t in failed)
+    # Diverged in training (frozen), or finished training with a non-finite validation error.
+    diverged = [t for t in failed if "diverged" in t.error]
+    assert diverged and all(0 <= t.metrics["failed_step"] < STEPS for t in diverged)
+    assert all(t.metrics["val_error"] is None for t in failed if t not in diverged)
+    assert result.best is not None and result.best.status == "completed"
+
+
+def test_resume_continues_the_same_run(tmp_path):
+    uninterrupted = _tune(tmp_path / "whole", num_trials=8)
+    _tune(tmp_path / "resumed", num_trials=4)
+    resumed = _tune(tmp_path / "resumed", num_trials=8)
+    assert _records(resumed) == _records(uninterrupted)
+    lines = (tmp_path / "resumed" / "trials.jsonl").read_text().splitlines()
+    assert len(lines) == 8
+
+
+def test_killed_population_restarts_from_its_configurations(tmp_path, monkeypatch):
+    uninterrupted = _tune(tmp_path / "whole", num_trials=8)
+    real_train = pop.train_configs
+    calls = []
+
+    def killed_on_second_population(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(population_tuner.pop, "train_configs", killed_on_second_population)
+    with pytest.raises(KeyboardInterrupt):
+        _tune(tmp_path / "run", num_trials=8)
+    in_flight = json.loads((tmp_path / "run" / POPULATION_FILE).read_text())
+    assert in_flight["first_trial_id"] == 4 and len(in_flight["configs"]) == 4
+    monkeypatch.setattr(population_tuner.pop, "train_configs", real_train)
+    resumed = _tune(tmp_path / "run", num_trials=8)
+    assert _records(resumed) == _records(uninterrupted)
+    assert not (tmp_path / "run" / POPULATION_FILE).exists()
+
+
+def test_population_cut_while_recording_keeps_recorded_members(tmp_path):
+    run = tmp_path / "run"
+    uninterrupted = _tune(run, num_trials=8)
+    # Pretend the run died after recording two members of the second population.
+    lines = (run / "trials.jsonl").read_text().splitlines(keepends=True)
+    (run / "trials.jsonl").write_text("".join(lines[:6]))
+    second = sorted(uninterrupted.trials, key=lambda t: t.trial_id)[4:]
+    record = {"first_trial_id": 4, "rows": [t.row for t in second], "configs": [t.config for t in second]}
+    (run / POPULATION_FILE).write_text(json.dumps(record))
+    resumed = _tune(run, num_trials=8)
+    assert _records(resumed) == _records(uninterrupted)
+    assert len((run / "trials.jsonl").read_text().splitlines()) == 8
+
+
+def test_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="population_size"):
+        tune_population(TASK, SPACE, population_size=0)
+    with pytest.raises(ValueError, match="num_trials"):
+        tune_population(TASK, SPACE, num_trials=-1)
+    with pytest.raises(ValueError, match="optimizer"):
+        _tune(space={**SPACE, "optimizer": jhpo.choice(["sgd", "adam"])})
+
+
+def test_largest_batch_size_comes_from_the_space():
+    assert largest_batch_size(jhpo.Space(SPACE)) == 32
+    assert largest_batch_size(jhpo.Space({"batch_size": jhpo.randint(8, 100)})) == 128
+    assert largest_batch_size(jhpo.Space({"batch_size": jhpo.choice([16, 48])})) == 64
+    assert largest_batch_size(jhpo.Space({"learning_rate": jhpo.uniform(0, 1)})) is None
+    assert np.isscalar(largest_batch_size(jhpo.Space(SPACE)))
