@@ -48,6 +48,9 @@ class Trial:
     resource: float | None = None
     # With constraints: whether every constraint metric was > 0. None without constraints.
     feasible: bool | None = None
+    # PBT lineage: the trial whose state this one started from, and at which resource.
+    parent_id: int | None = None
+    start_resource: float | None = None
 
     @property
     def duration(self) -> float:

@@ -1,0 +1,148 @@
+"""Multi-fidelity methods on real training: the small CNN on 8x8 digits.
+
+Every method gets the same compute budget in member-steps, the budget of random search
+training ``FULL_TRIALS`` configurations for the full number of steps. The others spend
+it their way: ASHA and Hyperband (asynchronous, in population mode with refilled slots)
+start configurations until the budget is spent and stop most early; PBT trains a population
+of ``FULL_TRIALS`` members, copying and perturbing; BO + ASHA is ASHA with the GP
+searcher proposing the configurations. For each run the best validation error is
+recorded against the member-steps used and the wall-clock, in order of trials finishing,
+and the table gives, per method, the median over seeds of the final best error and of
+the fraction of random search's budget needed to reach random search's final error.
+
+    python benchmarks/multifidelity.py [--quick] [--json PATH] [--seeds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import numpy as np
+
+METHODS = {
+    "random_full": {"searcher": "random", "scheduler": None},
+    "hyperband": {"searcher": "random", "scheduler": "hyperband"},
+    "asha": {"searcher": "random", "scheduler": "asha"},
+    "pbt": {"searcher": "random", "scheduler": "pbt"},
+    "bo_asha": {"searcher": "bo", "scheduler": "asha"},
+}
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps, trials and seeds")
+    parser.add_argument("--json", metavar="PATH", help="write the results here")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per method (default 5, quick 2)")
+    parser.add_argument("--methods", nargs="*", choices=sorted(METHODS), default=list(METHODS))
+    return parser.parse_args()
+
+
+def chapter_space():
+    import jhpo
+
+    return {
+        "learning_rate": jhpo.loguniform(1e-5, 1e-1),
+        "momentum": jhpo.uniform(0.0, 0.99),
+        "weight_decay": jhpo.loguniform(1e-9, 1e-2),
+        "batch_size": jhpo.randint(8, 128),
+    }
+
+
+def anytime(result):
+    """Best error so far against cumulative member-steps and wall-clock, in finishing order."""
+    trials = sorted(result.trials, key=lambda t: t.end_time)
+    start = min(t.start_time for t in trials)
+    steps_used = np.cumsum([t.resource - (t.start_resource or 0.0) for t in trials])
+    errors = np.array([t.value if t.ok else np.inf for t in trials])
+    best = np.minimum.accumulate(errors)
+    return steps_used.tolist(), best.tolist(), [t.end_time - start for t in trials]
+
+
+def budget_to_reach(member_steps, best, target) -> float:
+    reached = [s for s, b in zip(member_steps, best) if b <= target]
+    return reached[0] if reached else float("inf")
+
+
+def run_method(task, name, seed, settings):
+    from jhpo.population_tuner import tune_population
+
+    method = METHODS[name]
+    budget = settings["full_trials"] * settings["steps"]
+    stops_early = method["scheduler"] not in (None, "pbt")
+    # early-stopping methods start configurations until the budget is spent
+    trials = settings["full_trials"] * (20 if stops_early else 1)
+    options = None
+    if method["scheduler"] is not None:
+        options = {"interval": settings["interval"] * (3 if method["scheduler"] == "pbt" else 1)}
+    started = time.perf_counter()
+    result = tune_population(
+        task, chapter_space(), searcher=method["searcher"], population_size=settings["population"],
+        num_trials=trials, steps=settings["steps"], seed=seed, progress=False,
+        scheduler=method["scheduler"], scheduler_options=options,
+        max_member_steps=budget if stops_early else None)
+    member_steps, best, wallclock = anytime(result)
+    return {"method": name, "seed": seed, "member_steps": member_steps, "best_error": best,
+            "wallclock_s": wallclock, "total_s": time.perf_counter() - started}
+
+
+def summarise(results, budget):
+    """Per method: median final best error, and median fraction of the budget needed to
+    reach random search's final best error of the same seed."""
+    random_final = {r["seed"]: r["best_error"][-1] for r in results if r["method"] == "random_full"}
+    rows = []
+    for name in METHODS:
+        runs = [r for r in results if r["method"] == name]
+        if not runs:
+            continue
+        within = [[b for s, b in zip(r["member_steps"], r["best_error"]) if s <= budget * 1.001]
+                  for r in runs]
+        finals = [w[-1] if w else float("inf") for w in within]
+        fractions = [budget_to_reach(r["member_steps"], r["best_error"], random_final[r["seed"]]) / budget
+                     for r in runs if r["seed"] in random_final]
+        rows.append({"method": name, "median_final_error": float(np.median(finals)),
+                     "median_budget_fraction_to_random_final": float(np.median(fractions)) if fractions else None,
+                     "median_wallclock_s": float(np.median([r["total_s"] for r in runs]))})
+    return rows
+
+
+def main():
+    args = parse_args()
+    import jax
+
+    from jhpo import tasks
+
+    settings = ({"steps": 108, "interval": 4, "full_trials": 8, "population": 8, "widths": (8, 16)}
+                if args.quick else
+                {"steps": 270, "interval": 10, "full_trials": 16, "population": 16, "widths": (16, 32, 64)})
+    seeds = args.seeds or (2 if args.quick else 5)
+    task = tasks.digits_cnn(cnn_widths=settings["widths"])
+    budget = settings["full_trials"] * settings["steps"]
+    results = []
+    for seed in range(seeds):
+        for name in args.methods:
+            results.append(run_method(task, name, seed, settings))
+            r = results[-1]
+            print(f"{name:12s} seed {seed}: best {r['best_error'][-1]:.4f} using {r['member_steps'][-1]:.0f} "
+                  f"member-steps in {r['total_s']:.1f} s", flush=True)
+    summary = summarise(results, budget)
+    print(f"\nbudget: {budget} member-steps ({settings['full_trials']} x {settings['steps']} steps), "
+          f"{seeds} seeds")
+    print(f"{'method':12s} {'median final error':>19s} {'budget to reach random final':>29s} {'median s':>9s}")
+    for row in summary:
+        fraction = row["median_budget_fraction_to_random_final"]
+        print(f"{row['method']:12s} {row['median_final_error']:19.4f} "
+              f"{'never' if fraction in (None, float('inf')) else f'{fraction:.2f}':>29s} "
+              f"{row['median_wallclock_s']:9.1f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"results": results, "summary": summary, "settings": settings, "budget": budget,
+                       "versions": {"jax": jax.__version__, "python": platform.python_version(),
+                                    "devices": [d.device_kind for d in jax.devices()]}},
+                      f, indent=1, default=float)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,422 @@
+"""Scheduled population runs: ASHA, Hyperband, median stopping and PBT.
+
+A fixed number of slots train together as one compiled program, ``interval`` steps at a
+time. After each interval every slot is evaluated and the scheduler decides:
+
+- ``"asha"``, ``"hyperband"``, ``"median"``: a trial that reaches a rung is judged
+  against the trials that reached it before (the asynchronous rules of
+  :mod:`jhpo.schedulers`, with resources counted in intervals). A stopped, finished or
+  failed trial frees its slot, and the slot is refilled at once with a new configuration
+  from the searcher, so the device stays busy while the run lasts.
+- ``"pbt"``: members in the bottom quantile copy the state of a top member (an array
+  gather inside the compiled program) and explore its hyperparameters. Every copy ends
+  the member's current trial and starts a new one whose ``parent_id`` is the donor's
+  trial and ``start_resource`` the step of the copy, so the schedule can be replayed.
+
+The programs (fresh states, one training interval, evaluation, select, gather) compile
+once for the run: decisions change which slots hold what, never an array shape. Slots
+left empty at the end of a run are frozen and masked rather than moved to a smaller
+bucket: it keeps the one shape, at the price of idle arithmetic in the last intervals.
+
+With ``run_dir``, the whole population (parameters, optimizer states, hyperparameters,
+keys, step counts, scheduler state) is checkpointed with orbax after every interval. A
+resumed run restarts from the newest checkpoint; trials recorded after it are produced
+again identically (on the same devices and seed) and are not written twice.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as PS
+
+from jhpo import population as pop
+from jhpo import schedulers as schedulers_module
+from jhpo.checkpoint import Checkpoints
+from jhpo.goal import Goal
+from jhpo.progress import progress_bar
+from jhpo.results import COMPLETED, FAILED, STOPPED, Result, RunDirectory, Trial, clean_metrics
+from jhpo.searchers.base import append
+from jhpo.space import Space
+from jhpo.tuner import BlackBoxScheduling, Optimizer, searcher_row_of
+
+SCHEDULERS = ("asha", "hyperband", "median", "pbt")
+CHECKPOINT_DIR = "checkpoints"
+
+
+# ----------------------------------------------------------------------------- programs
+
+
+@jax.jit
+def _select(mask, new, old):
+    """Per slot, the ``new`` pytree where ``mask`` is set, else ``old``."""
+    def pick(a, b):
+        return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
+
+    return jax.tree.map(pick, new, old)
+
+
+@jax.jit
+def _gather(tree, index):
+    return jax.tree.map(lambda leaf: leaf[index], tree)
+
+
+class PopulationPrograms:
+    """The compiled programs of a scheduled run over ``slots`` members of ``task``."""
+
+    def __init__(self, task: pop.Task, slots: int, max_batch_size: int, interval: int,
+                 devices: Sequence[jax.Device] | None = None):
+        self.task = task
+        self.mesh = Mesh(np.asarray(list(devices) if devices else jax.local_devices()),
+                         (pop.POPULATION_AXIS,))
+        self.slots = -(-slots // self.mesh.size) * self.mesh.size
+        self.max_batch_size = max_batch_size
+        self.interval = interval
+        self.sharding = NamedSharding(self.mesh, PS(pop.POPULATION_AXIS))
+        self.data = jax.device_put(task.data, NamedSharding(self.mesh, PS()))
+        self.num_compiles = 0
+        self.compile_s = 0.0
+
+    def _program(self, name, build, args):
+        compiled, seconds = pop._PROGRAMS.get((pop._task_identity(self.task), self.mesh, name),
+                                              build, args)
+        self.num_compiles += seconds > 0
+        self.compile_s += seconds
+        return compiled
+
+    def put(self, tree):
+        """``tree`` with its leading (slot) axis sharded over the devices."""
+        return jax.device_put(tree, self.sharding)
+
+    def fresh(self, keys, hp):
+        """New members for every slot: initial states, alive, no failure step."""
+        init = self._program("init", lambda: pop._shard_population(self.task.init, self.mesh, 2),
+                             (keys, hp))
+        return (init(keys, hp), self.put(np.ones(self.slots, bool)),
+                self.put(np.full(self.slots, -1, np.int32)))
+
+    def advance(self, carry, hp, keys, starts):
+        """Train every slot for one interval from its own step count ``starts``."""
+        args = (carry, hp, keys, self.data, starts)
+        block = self._program(
+            ("scheduled_block", self.interval, self.max_batch_size),
+            lambda: pop._shard_population(
+                pop._member_block(self.task, self.max_batch_size, self.interval),
+                self.mesh, 5, replicated=(3,)),
+            args)
+        carry, losses = block(*args)
+        return carry, losses
+
+    def evaluate(self, states, hp) -> dict[str, np.ndarray]:
+        evaluate = self._program(
+            "evaluate", lambda: pop._shard_population(self.task.evaluate, self.mesh, 3, replicated=(2,)),
+            (states, hp, self.data))
+        return {k: np.asarray(v) for k, v in jax.device_get(evaluate(states, hp, self.data)).items()}
+
+
+# ----------------------------------------------------------------------------- slots
+
+
+class Slots(NamedTuple):
+    """What each slot holds, on the host. ``trial`` is -1 for an empty slot."""
+
+    trial: np.ndarray  # (S,) int
+    steps: np.ndarray  # (S,) int, steps the slot's state has trained
+    rows: np.ndarray  # (S, dim) float32, the slot's configuration
+    parent: np.ndarray  # (S,) int, PBT donor trial or -1
+    start_step: np.ndarray  # (S,) int, step at which the slot's trial began
+    started_at: np.ndarray  # (S,) float, wall-clock start of the slot's trial
+
+    @classmethod
+    def empty(cls, slots: int, dim: int) -> Slots:
+        return cls(np.full(slots, -1), np.zeros(slots, np.int64), np.zeros((slots, dim), np.float32),
+                   np.full(slots, -1), np.zeros(slots, np.int64), np.zeros(slots))
+
+    def copy(self) -> Slots:
+        return Slots(*(np.array(field) for field in self))
+
+
+def _hp_columns(task: pop.Task, space: Space, rows: np.ndarray) -> dict[str, np.ndarray]:
+    return pop.stack_hparams(task, space.to_configs(rows))
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+class _Run:
+    """The mutable shell of one scheduled population run."""
+
+    def __init__(self, task, space, optimizer: Optimizer, goal: Goal, programs: PopulationPrograms,
+                 scheduler: str, options: dict, seed: int, num_trials: int, steps: int,
+                 directory: RunDirectory | None, result: Result, max_member_steps: int | None):
+        self.task, self.space, self.optimizer, self.goal = task, space, optimizer, goal
+        self.programs, self.scheduler, self.options = programs, scheduler, options
+        self.seed, self.num_trials, self.steps = seed, num_trials, steps
+        self.directory, self.result = directory, result
+        self.recorded_ids = {t.trial_id for t in result.trials}
+        self.slots = Slots.empty(programs.slots, space.dim)
+        self.scheduling = None
+        if scheduler != "pbt":
+            units = steps // programs.interval
+            kind = schedulers_module.make(scheduler, **_unit_options(scheduler, units, options))
+            self.scheduling = BlackBoxScheduling(kind, seed)
+        self.max_member_steps = max_member_steps
+        self.member_steps = 0
+        self.boundary = 0
+        self.started = 0
+        self.carry = None
+        self.hp = None
+        self.keys = None
+        self.checkpoints = None if directory is None else Checkpoints(directory.path / CHECKPOINT_DIR)
+
+    # --- slot filling
+
+    def refill(self) -> None:
+        free = np.flatnonzero(self.slots.trial < 0)
+        count = min(len(free), self.num_trials - self.started) if self.scheduler != "pbt" else 0
+        if self.max_member_steps is not None and self.member_steps >= self.max_member_steps:
+            count = 0
+        if self.carry is None:  # the first population: every slot, PBT included
+            count = min(len(free), self.num_trials)
+        if count <= 0:
+            return
+        chosen = free[:count]
+        first = self.optimizer.num_asked
+        rows, _ = self.optimizer.ask_rows(count)
+        for offset, slot in enumerate(chosen):
+            self._start_trial(slot, first + offset, np.asarray(rows[offset]), parent=-1, step=0)
+        self.started += count
+        self._load_fresh(chosen)
+
+    def _start_trial(self, slot, trial_id, row, parent, step) -> None:
+        self.slots.trial[slot], self.slots.rows[slot] = trial_id, row
+        self.slots.parent[slot], self.slots.start_step[slot] = parent, step
+        self.slots.steps[slot], self.slots.started_at[slot] = step, time.time()
+        if self.scheduling is not None:
+            self.scheduling.start(trial_id)
+
+    def _trial_keys(self):
+        """Each slot's key: the trial's, ``fold_in(key(seed), trial_id)``, as in
+        ``tune_population`` without a scheduler."""
+        base = jax.random.key(self.seed)
+        trials = jnp.asarray(np.maximum(self.slots.trial, 0))
+        return self.programs.put(jax.vmap(lambda t: jax.random.fold_in(base, t))(trials))
+
+    def _columns(self):
+        return self.programs.put({k: jnp.asarray(v) for k, v in
+                                  _hp_columns(self.task, self.space, self.slots.rows).items()})
+
+    def _load_fresh(self, chosen) -> None:
+        self.hp, self.keys = self._columns(), self._trial_keys()
+        fresh = self.programs.fresh(self.keys, self.hp)
+        mask = np.zeros(self.programs.slots, bool)
+        mask[chosen] = True
+        self.carry = fresh if self.carry is None else self.programs.put(
+            _select(jnp.asarray(mask), fresh, self.carry))
+        self._freeze_empty()
+
+    def _freeze_empty(self) -> None:
+        states, alive, failed_step = self.carry
+        occupied = jnp.asarray(self.slots.trial >= 0)
+        self.carry = (states, self.programs.put(alive & occupied), failed_step)
+
+    # --- one interval
+
+    def step(self) -> None:
+        occupied = self.slots.trial >= 0
+        self.carry, _ = self.programs.advance(self.carry, self.hp, self.keys,
+                                              self.programs.put(jnp.asarray(self.slots.steps, jnp.int32)))
+        self.slots.steps[occupied] += self.programs.interval
+        self.member_steps += int(occupied.sum()) * self.programs.interval
+        metrics = self.programs.evaluate(self.carry[0], self.hp)
+        alive = np.asarray(self.carry[1])
+        if self.scheduler == "pbt":
+            self._pbt_boundary(metrics, alive)
+        else:
+            self._judge(metrics, alive)
+        self.boundary += 1
+
+    def _value(self, metrics, slot) -> float:
+        return float(metrics[self.task.metric][slot])
+
+    def _judge(self, metrics, alive) -> None:
+        for slot in np.flatnonzero(self.slots.trial >= 0):
+            trial_id, steps = int(self.slots.trial[slot]), int(self.slots.steps[slot])
+            value = self._value(metrics, slot)
+            if not alive[slot] or not math.isfinite(value):
+                self._finish(slot, metrics, FAILED, "training diverged: non-finite loss or parameters")
+            elif steps >= self.steps:
+                self.scheduling.goes_on(trial_id, steps // self.programs.interval, value)
+                self._finish(slot, metrics, COMPLETED, None)
+            elif not self.scheduling.goes_on(trial_id, steps // self.programs.interval, value):
+                self._finish(slot, metrics, STOPPED, f"stopped by {self.scheduler} at step {steps}")
+        self.refill()
+
+    def _pbt_boundary(self, metrics, alive) -> None:
+        occupied = self.slots.trial >= 0
+        values = np.where(alive & occupied, metrics[self.task.metric], np.nan).astype(np.float32)
+        if int(self.slots.steps.max()) >= self.steps:
+            for slot in np.flatnonzero(occupied):
+                failed = not alive[slot] or not math.isfinite(values[slot])
+                self._finish(slot, metrics, FAILED if failed else COMPLETED,
+                             "training diverged: non-finite loss or parameters" if failed else None)
+            return
+        key = jax.random.fold_in(jax.random.fold_in(jax.random.key(self.seed), 2), self.boundary)
+        parents = np.asarray(schedulers_module.pbt_parents(
+            jnp.asarray(values), jnp.asarray(occupied), key, self.options.get("quantile", 0.25)))
+        copying = np.flatnonzero(parents != np.arange(len(parents)))
+        if len(copying) == 0:
+            return
+        explored = np.asarray(schedulers_module.pbt_explore(
+            self.space, jnp.asarray(self.slots.rows[parents]), jax.random.fold_in(key, 1),
+            resample_probability=self.options.get("resample_probability", 0.25)))
+        donors = self.slots.copy()
+        for slot in copying:
+            failed = not alive[slot] or math.isnan(values[slot])
+            self._finish(slot, metrics, FAILED if failed else STOPPED,
+                         "training diverged" if failed else f"replaced by PBT at step {self.slots.steps[slot]}")
+            donor = parents[slot]
+            self._start_trial(slot, self.optimizer.num_asked, explored[slot],
+                              parent=int(donors.trial[donor]), step=int(donors.steps[donor]))
+            self.optimizer.num_asked += 1
+        self.carry = self.programs.put(_gather(self.carry, jnp.asarray(parents)))
+        states, alive_after, failed_step = self.carry
+        # a copied member starts healthy from its donor's state
+        self.carry = (states, alive_after, self.programs.put(jnp.where(
+            jnp.asarray(parents != np.arange(len(parents))), -1, failed_step)))
+        self.hp, self.keys = self._columns(), self._trial_keys()
+
+    def _finish(self, slot, metrics, status, error) -> None:
+        trial_id = int(self.slots.trial[slot])
+        ok = status != FAILED
+        values = {k: float(v[slot]) for k, v in metrics.items()} if ok else {}
+        trial = Trial(
+            trial_id=trial_id, config=self.space.to_configs(self.slots.rows[slot][None])[0],
+            metrics=clean_metrics(values), value=values.get(self.task.metric) if ok else None,
+            status=status, error=error, start_time=float(self.slots.started_at[slot]),
+            end_time=time.time(), seed=self.seed, row=self.slots.rows[slot].tolist(),
+            resource=float(self.slots.steps[slot]),
+            parent_id=None if self.slots.parent[slot] < 0 else int(self.slots.parent[slot]),
+            start_resource=float(self.slots.start_step[slot]),
+        )
+        self.optimizer.tell_rows(self.slots.rows[slot][None], [searcher_row_of(self.goal, trial)])
+        self.result.trials.append(trial)
+        if self.directory is not None and trial_id not in self.recorded_ids:
+            self.directory.append(trial)
+        self.recorded_ids.add(trial_id)
+        self.slots.trial[slot] = -1
+
+    @property
+    def running(self) -> bool:
+        return bool((self.slots.trial >= 0).any())
+
+    # --- checkpoints
+
+    def _tree(self):
+        tree = {"carry": self.carry, "hp": self.hp, "keys": self.keys, "slots": self.slots._asdict()}
+        if self.scheduling is not None:
+            tree["scheduler"] = self.scheduling.state._asdict()
+        return tree
+
+    def save(self) -> None:
+        if self.checkpoints is None:
+            return
+        record = {"boundary": self.boundary, "started": self.started, "member_steps": self.member_steps,
+                  "num_asked": self.optimizer.num_asked, "num_recorded": len(self.result.trials),
+                  "next_level": {} if self.scheduling is None else
+                  {str(k): v for k, v in self.scheduling.next_level.items()}}
+        self.checkpoints.save(self.boundary, self._tree(), record)
+
+    def restore(self, stored_trials: list[Trial]) -> bool:
+        """Continue from the newest checkpoint, if any. Returns whether one was found."""
+        if self.checkpoints is None or self.checkpoints.latest_step() is None:
+            return False
+        self.refill()  # builds arrays of the right shapes to restore into
+        tree, record = self.checkpoints.restore(self._tree())
+        self.slots = Slots(**{k: np.asarray(v) for k, v in tree["slots"].items()})
+        self.carry = self.programs.put(tree["carry"])
+        self.hp, self.keys = self.programs.put(tree["hp"]), self.programs.put(tree["keys"])
+        if self.scheduling is not None:
+            self.scheduling.state = type(self.scheduling.state)(**tree["scheduler"])
+            self.scheduling.next_level = {int(k): v for k, v in record["next_level"].items()}
+        self.boundary, self.started = record["boundary"], record["started"]
+        self.member_steps = record["member_steps"]
+        self._rebuild_searcher(stored_trials[: record["num_recorded"]], record["num_asked"])
+        return True
+
+    def _rebuild_searcher(self, told: list[Trial], num_asked: int) -> None:
+        self.optimizer.state = self.optimizer.searcher.init(
+            jax.random.split(jax.random.key(self.optimizer.seed))[0])
+        if told:
+            self.optimizer.tell_rows(np.asarray([t.row for t in told], np.float32),
+                                     [searcher_row_of(self.goal, t) for t in told])
+        running = self.slots.rows[self.slots.trial >= 0]
+        if len(running):
+            self.optimizer.state = self.optimizer.state._replace(
+                pending=append(self.optimizer.state.pending, jnp.asarray(running)))
+        self.optimizer.num_asked = num_asked
+        self.result.trials = list(told)
+
+
+def _unit_options(scheduler: str, units: int, options: Mapping[str, Any]) -> dict:
+    """Scheduler options with resources counted in intervals."""
+    if scheduler == "median":
+        return {"min_resource": options.get("grace_intervals", 1), "max_resource": units,
+                "min_trials": options.get("min_trials", 3)}
+    return {"min_resource": 1, "max_resource": units, "eta": options.get("eta", 3)}
+
+
+def check_scheduler_options(scheduler: str, options: Mapping[str, Any], steps: int) -> int:
+    """Validate ``scheduler_options``; returns the interval in steps."""
+    allowed = {"asha": {"interval", "eta"}, "hyperband": {"interval", "eta"},
+               "median": {"interval", "grace_intervals", "min_trials"},
+               "pbt": {"interval", "quantile", "resample_probability"}}[scheduler]
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ValueError(f"scheduler_options {unknown} are not options of {scheduler!r}; "
+                         f"it takes {sorted(allowed)}")
+    # by default 27 intervals (three rungs of eta = 3 above the first) or 8 PBT rounds
+    interval = options.get("interval", pop.steps_per_block(steps, 8 if scheduler == "pbt" else 27))
+    if not isinstance(interval, int) or interval < 1 or steps % interval:
+        raise ValueError(f"scheduler_options interval={interval!r} must be a positive divisor of "
+                         f"steps={steps}")
+    quantile = options.get("quantile", 0.25)
+    if not 0 < quantile <= 0.5:
+        raise ValueError(f"scheduler_options quantile={quantile!r} must lie in (0, 0.5]")
+    return interval
+
+
+def run_scheduled(task: pop.Task, space: Space, optimizer: Optimizer, goal: Goal, *, scheduler: str,
+                  options: Mapping[str, Any], population_size: int, num_trials: int, steps: int,
+                  seed: int, max_batch_size: int, devices, directory: RunDirectory | None,
+                  result: Result, progress: bool, max_member_steps: int | None = None,
+                  ) -> tuple[Result, PopulationPrograms]:
+    """The scheduled loop behind ``tune_population(..., scheduler=...)``. With
+    ``max_member_steps`` no new trial starts once that many member-steps were trained."""
+    interval = check_scheduler_options(scheduler, options, steps)
+    programs = PopulationPrograms(task, population_size, max_batch_size, interval, devices)
+    run = _Run(task, space, optimizer, goal, programs, scheduler, dict(options), seed, num_trials,
+               steps, directory, result, max_member_steps)
+    stored = list(result.trials)
+    if not run.restore(stored):
+        if stored:
+            raise ValueError(f"run_dir {str(directory.path)!r} has trials but no checkpoint to resume from")
+        run.refill()
+        run.save()
+    total = programs.slots if scheduler == "pbt" else num_trials
+    with progress_bar(total=total, enabled=progress, initial=0, desc=f"{task.name} {scheduler}",
+                      unit="trial") as bar:
+        while run.running:
+            finished_before = len(run.result.trials)
+            run.step()
+            run.save()
+            bar.update(len(run.result.trials) - finished_before if scheduler != "pbt" else 0)
+            bar.set_postfix_str(f"interval {run.boundary}, {run.result.summary_line()}")
+    return run.result, programs
