@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from jax import lax
-from jax.scipy.special import erfcx
+from jax.scipy.special import erfcx, log_ndtr
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 _HALF_LOG_PI_OVER_2 = 0.5 * math.log(0.5 * math.pi)
@@ -71,6 +71,44 @@ def log_expected_improvement(mean: jax.Array, variance: jax.Array, best: jax.Arr
     """log E[max(best - f, 0)] for f ~ N(mean, variance) (minimisation)."""
     std = jnp.sqrt(variance)
     return log_h((best - mean) / std) + jnp.log(std)
+
+
+def log_probability_of_feasibility(mean: jax.Array, variance: jax.Array,
+                                   threshold: jax.Array) -> jax.Array:
+    """log P(c > threshold) summed over the leading (constraint) axis, c ~ N(mean, variance).
+
+    ``log_ndtr`` keeps the log finite, and its gradient informative, far inside the
+    infeasible region where the probability itself underflows to zero.
+    """
+    return log_ndtr((mean - threshold) / jnp.sqrt(variance)).sum(0)
+
+
+def simplex_weights(key: jax.Array, num_objectives: int) -> jax.Array:
+    """Weights drawn uniformly from the probability simplex (normalised exponentials)."""
+    draws = jax.random.exponential(key, (num_objectives,))
+    return draws / draws.sum()
+
+
+def normalize_columns(values: jax.Array, mask: jax.Array) -> jax.Array:
+    """Each column mapped to [0, 1] by its range over the masked rows; a column without
+    spread becomes 0. Padded rows are left as they are."""
+    rows = mask[:, None]
+    low = jnp.min(jnp.where(rows, values, jnp.inf), axis=0)
+    high = jnp.max(jnp.where(rows, values, -jnp.inf), axis=0)
+    spread = high - low
+    safe_spread = jnp.where(spread > 0, spread, 1.0)
+    scaled = jnp.where(spread > 0, (values - low) / safe_spread, 0.0)
+    return jnp.where(rows, scaled, values)
+
+
+def augmented_chebyshev(objectives: jax.Array, weights: jax.Array, rho: float = 0.05) -> jax.Array:
+    """max_j w_j f_j + rho * sum_j w_j f_j over the last axis (objectives minimised).
+
+    The max alone can reach every point of a non-convex front, unlike a weighted sum;
+    the small sum term ranks a weakly dominated point below the point dominating it.
+    """
+    weighted = objectives * weights
+    return weighted.max(-1) + rho * weighted.sum(-1)
 
 
 def upper_confidence_bound(mean: jax.Array, variance: jax.Array, beta: float) -> jax.Array:

@@ -4,6 +4,12 @@ Every problem is minimised. ``fn`` takes a configuration dict, as
 ``Space.to_configs`` returns it, and gives a float; the arithmetic is jnp, so
 numeric parameters may also be arrays of equal shape (vectorised evaluation).
 ``optimum`` is the global minimum and ``argmin`` one configuration attaining it.
+
+Some problems say more: ``constraints`` gives the values that must all be > 0 for a
+configuration to be feasible (then ``optimum`` is the best feasible value), and
+``cost`` a simulated evaluation cost in seconds, a known function of the
+configuration so that cost-aware benchmarks run fast. ``MultiObjectiveProblem``
+records give several objectives at once, with a reference point for hypervolumes.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ class Problem(NamedTuple):
     fn: Callable[[Mapping[str, Any]], Any]
     optimum: float
     argmin: dict
+    constraints: Callable[[Mapping[str, Any]], Any] | None = None  # (..., k) feasible when > 0
+    cost: Callable[[Mapping[str, Any]], Any] | None = None  # simulated seconds
 
     def __call__(self, config: Mapping[str, Any]) -> float:
         return float(self.fn(config))
@@ -31,6 +39,25 @@ class Problem(NamedTuple):
     def regret(self, value: float) -> float:
         """How far ``value`` is above the optimum (>= 0 up to rounding)."""
         return value - self.optimum
+
+    def constraint_values(self, config: Mapping[str, Any]) -> list[float]:
+        return [] if self.constraints is None else np.atleast_1d(
+            np.asarray(self.constraints(config), float)).tolist()
+
+    def is_feasible(self, config: Mapping[str, Any]) -> bool:
+        return all(value > 0 for value in self.constraint_values(config))
+
+
+class MultiObjectiveProblem(NamedTuple):
+    """Several objectives, all minimised: ``fn`` gives them along the last axis."""
+
+    name: str
+    space: Space
+    fn: Callable[[Mapping[str, Any]], Any]
+    reference: tuple[float, ...]  # hypervolume reference point, worse than the front
+
+    def __call__(self, config: Mapping[str, Any]) -> list[float]:
+        return np.asarray(self.fn(config), float).tolist()
 
 
 def _vector(config: Mapping[str, Any], names: list[str]) -> jnp.ndarray:
@@ -146,17 +173,121 @@ def mixed() -> Problem:
     return Problem("mixed", space, _mixed, 0.0, argmin)
 
 
+# Branin's disc constraint: only the minimiser (pi, 2.275) lies inside it.
+_BRANIN_DISC_CENTRE = (2.5, 7.5)
+_BRANIN_DISC_RADIUS_SQ = 50.0
+
+
+def _branin_disc(config):
+    x1, x2 = jnp.asarray(config["x1"]), jnp.asarray(config["x2"])
+    distance_sq = (x1 - _BRANIN_DISC_CENTRE[0]) ** 2 + (x2 - _BRANIN_DISC_CENTRE[1]) ** 2
+    return (_BRANIN_DISC_RADIUS_SQ - distance_sq)[..., None]
+
+
+def branin_disc() -> Problem:
+    """Branin subject to (x1 - 2.5)^2 + (x2 - 7.5)^2 <= 50: two of its three
+    minimisers are infeasible; the feasible optimum is 0.397887 at (pi, 2.275)."""
+    base = branin()
+    return base._replace(name="branin_disc", constraints=_branin_disc)
+
+
+def _gardner(config):
+    x1, x2 = jnp.asarray(config["x1"]), jnp.asarray(config["x2"])
+    return jnp.cos(2 * x1) * jnp.cos(x2) + jnp.sin(x1)
+
+
+def _gardner_constraint(config):
+    x1, x2 = jnp.asarray(config["x1"]), jnp.asarray(config["x2"])
+    return (0.5 - jnp.cos(x1) * jnp.cos(x2) + jnp.sin(x1) * jnp.sin(x2))[..., None]
+
+
+def gardner() -> Problem:
+    """Gardner et al. (ICML 2014), first simulation: cos(2 x1) cos(x2) + sin(x1) on
+    [0, 6]^2 subject to cos(x1) cos(x2) - sin(x1) sin(x2) < 0.5, whose feasible
+    set is a union of bands; feasible minimum -2 at (3 pi / 2, 0)."""
+    space = Space({"x1": uniform(0.0, 6.0), "x2": uniform(0.0, 6.0)})
+    return Problem("gardner", space, _gardner, -2.0, {"x1": 1.5 * math.pi, "x2": 0.0},
+                   constraints=_gardner_constraint)
+
+
+# The cost grows 10^COST_DECADES-fold from x1 = -5 to x1 = 10.
+_COST_DECADES = 2.0
+
+
+def _branin_cost(config):
+    unit_x1 = (jnp.asarray(config["x1"]) + 5.0) / 15.0
+    return 10.0 ** (_COST_DECADES * unit_x1)
+
+
+def branin_cost() -> Problem:
+    """Branin whose simulated evaluation cost rises 100-fold along x1, from 1 s at
+    x1 = -5 to 100 s at x1 = 10. Of the three minimisers, (-pi, 12.275) costs 1.8 s
+    and (3 pi, 2.475) 56 s: a cost-blind searcher pays for the expensive side."""
+    return branin()._replace(name="branin_cost", cost=_branin_cost)
+
+
+_ZDT_NAMES = [f"x{i}" for i in range(6)]
+
+
+def _zdt(config, shape):
+    x = _vector(config, _ZDT_NAMES)
+    first = x[..., 0]
+    g = 1.0 + 9.0 * x[..., 1:].sum(-1) / (x.shape[-1] - 1)
+    return jnp.stack([first, g * shape(first / g)], axis=-1)
+
+
+def zdt1() -> MultiObjectiveProblem:
+    """ZDT1 in 6 dimensions: a convex front f2 = 1 - sqrt(f1) where x1..x5 = 0."""
+    space = Space({n: uniform(0.0, 1.0) for n in _ZDT_NAMES})
+    return MultiObjectiveProblem("zdt1", space, lambda c: _zdt(c, lambda r: 1.0 - jnp.sqrt(r)),
+                                 (11.0, 11.0))
+
+
+def zdt2() -> MultiObjectiveProblem:
+    """ZDT2 in 6 dimensions: a concave front f2 = 1 - f1^2 where x1..x5 = 0."""
+    space = Space({n: uniform(0.0, 1.0) for n in _ZDT_NAMES})
+    return MultiObjectiveProblem("zdt2", space, lambda c: _zdt(c, lambda r: 1.0 - r**2),
+                                 (11.0, 11.0))
+
+
+def _branin_currin(config):
+    u1, u2 = jnp.asarray(config["x1"]), jnp.asarray(config["x2"])
+    first = _branin({"x1": 15.0 * u1 - 5.0, "x2": 15.0 * u2})
+    # exp(-1 / (2 u2)) tends to 0 as u2 -> 0; the floor avoids dividing by zero there.
+    decay = 1.0 - jnp.exp(-1.0 / (2.0 * jnp.maximum(u2, 1e-12)))
+    numerator = 2300 * u1**3 + 1900 * u1**2 + 2092 * u1 + 60
+    ratio = numerator / (100 * u1**3 + 500 * u1**2 + 4 * u1 + 20)
+    return jnp.stack([first, decay * ratio], axis=-1)
+
+
+def branin_currin() -> MultiObjectiveProblem:
+    """Branin and Currin's exponential function on [0, 1]^2 (Branin rescaled to its box),
+    both minimised; a common two-objective benchmark with reference point (18, 6)."""
+    space = Space({"x1": uniform(0.0, 1.0), "x2": uniform(0.0, 1.0)})
+    return MultiObjectiveProblem("branin_currin", space, _branin_currin, (18.0, 6.0))
+
+
 PROBLEMS: dict[str, Callable[[], Problem]] = {
     "branin": branin,
     "hartmann6": hartmann6,
     "ackley5": ackley5,
     "rosenbrock4": rosenbrock4,
     "mixed": mixed,
+    "branin_disc": branin_disc,
+    "gardner": gardner,
+    "branin_cost": branin_cost,
+}
+
+MULTIOBJECTIVE_PROBLEMS: dict[str, Callable[[], MultiObjectiveProblem]] = {
+    "zdt1": zdt1,
+    "zdt2": zdt2,
+    "branin_currin": branin_currin,
 }
 
 
 def get(name: str) -> Problem:
     """The problem registered as ``name``."""
-    if name not in PROBLEMS:
-        raise ValueError(f"problem={name!r} is not one of {sorted(PROBLEMS)}")
-    return PROBLEMS[name]()
+    everything = {**PROBLEMS, **MULTIOBJECTIVE_PROBLEMS}
+    if name not in everything:
+        raise ValueError(f"problem={name!r} is not one of {sorted(everything)}")
+    return everything[name]()

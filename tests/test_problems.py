@@ -1,5 +1,7 @@
 """The synthetic problems attain their stated optimum and never go below it."""
 
+import math
+
 import jax
 import numpy as np
 import pytest
@@ -55,3 +57,54 @@ def test_mixed_problem_prefers_its_best_category_and_integer():
 def test_unknown_problem_names_the_choices():
     with pytest.raises(ValueError, match="branin"):
         problems.get("sphere")
+
+
+@pytest.mark.parametrize("name", ["branin_disc", "gardner"])
+def test_constrained_optimum_is_feasible_and_no_feasible_grid_point_beats_it(name):
+    problem = problems.get(name)
+    assert problem.is_feasible(problem.argmin)
+    axes = [np.linspace(d.lo, d.hi, 301) for d in problem.space.domains.values()]
+    grid = dict(zip(problem.space.names, np.meshgrid(*axes)))
+    values = np.asarray(problem.fn(grid))
+    feasible = np.all(np.asarray(problem.constraints(grid)) > 0, axis=-1)
+    assert values[feasible].min() >= problem.optimum - 1e-9
+    assert values[feasible].min() < problem.optimum + 1e-2
+    assert 0.05 < feasible.mean() < 0.95  # the constraint cuts the box
+
+
+def test_branin_disc_cuts_off_two_of_the_three_minimisers():
+    problem = problems.branin_disc()
+    minimisers = [(-math.pi, 12.275), (math.pi, 2.275), (3 * math.pi, 2.475)]
+    assert [problem.is_feasible({"x1": a, "x2": b}) for a, b in minimisers] == [False, True, False]
+
+
+def test_branin_cost_varies_a_hundredfold():
+    problem = problems.branin_cost()
+    assert float(problem.cost({"x1": -5.0, "x2": 0.0})) == pytest.approx(1.0)
+    assert float(problem.cost({"x1": 10.0, "x2": 0.0})) == pytest.approx(100.0)
+    assert problem(problem.argmin) == pytest.approx(problem.optimum, abs=1e-5)
+
+
+@pytest.mark.parametrize("name, front", [
+    ("zdt1", lambda f1: 1 - np.sqrt(f1)),
+    ("zdt2", lambda f1: 1 - f1**2),
+])
+def test_zdt_front_where_the_tail_is_zero(name, front):
+    problem = problems.get(name)
+    f1 = np.linspace(0, 1, 7)
+    config = {n: (f1 if n == "x0" else np.zeros_like(f1)) for n in problem.space.names}
+    values = np.asarray(problem.fn(config))
+    np.testing.assert_allclose(values, np.stack([f1, front(f1)], axis=-1), atol=1e-12)
+    # Moving any tail coordinate off zero makes the second objective worse.
+    config["x3"] = np.full_like(f1, 0.5)
+    assert np.all(np.asarray(problem.fn(config))[:, 1] > front(f1))
+
+
+def test_branin_currin_known_values():
+    problem = problems.branin_currin()
+    # Branin's minimiser (pi, 2.275) rescaled to the unit box; Currin by hand there.
+    u1, u2 = (math.pi + 5) / 15, 2.275 / 15
+    currin = ((1 - math.exp(-1 / (2 * u2))) * (2300 * u1**3 + 1900 * u1**2 + 2092 * u1 + 60)
+              / (100 * u1**3 + 500 * u1**2 + 4 * u1 + 20))
+    np.testing.assert_allclose(problem({"x1": u1, "x2": u2}), [0.397887, currin], rtol=1e-5)
+    assert np.all(np.isfinite(problem({"x1": 0.5, "x2": 0.0})))  # the u2 -> 0 limit

@@ -19,7 +19,7 @@ _REGISTRY = {
 
 # Searchers that take several objectives, constraints or costs per trial (the options
 # num_objectives, num_constraints, cost_aware; see jhpo.goal for the layout told).
-_MULTI_OUTPUT = {"random", "quasirandom"}
+_MULTI_OUTPUT = {"random", "quasirandom", "bo"}
 _MULTI_OUTPUT_OPTIONS = ("num_objectives", "num_constraints", "cost_aware")
 
 

@@ -34,6 +34,30 @@ kernel reads them as the worst finite value observed. The GP then believes the
 region is bad, so BO steers away from it; the exclusion of observed rows
 forbids proposing the exact row again in any case.
 
+Several outputs (options ``num_objectives``, ``num_constraints``, ``cost_aware``;
+the row told per trial is laid out as in ``jhpo.goal``). Each modelled output has
+its own GP, all fitted together in one ``vmap``:
+- several objectives become one by ParEGO (Knowles, 2006): each ask draws fresh
+  weights from the simplex and models the augmented Chebyshev scalarisation of the
+  objectives, each normalised to [0, 1] over the observations. We chose it over
+  expected hypervolume improvement because it reuses the single-objective path
+  whole (LogEI, the liar, one GP whatever the number of objectives) and its cost
+  does not grow with the number of objectives, while EHVI needs box decompositions
+  that grow quickly with the size of the front and with each extra objective. The
+  Chebyshev max reaches non-convex parts of a front, which a weighted sum cannot, and
+  over many asks the random weights spread the proposals along the front;
+- each constraint ``c_i > 0`` gets a GP, and the acquisition adds
+  ``sum_i log P(c_i > 0)`` to LogEI. The incumbent is the best feasible value; while
+  nothing feasible has been observed the acquisition is the log probability of
+  feasibility alone (search for feasibility first);
+- ``cost_aware`` models the log of the cost and subtracts its posterior mean: LogEI
+  minus log cost is log(EI per unit cost), so cheap promising rows come first.
+Failed trials count as the worst value of each output: the largest objective, the
+smallest constraint value (the most infeasible) and the largest cost. Pending rows
+enter only the objective's model (the liar); constraints and cost are what they are.
+The single-objective searcher does not go through any of this: its kernels and
+their compilation are unchanged.
+
 Compilation. The kernels are jitted with the space and the options as static
 arguments, so they compile once per pair of buffer capacities (powers of two),
 never once per trial.
@@ -81,14 +105,28 @@ class ProposeConfig(NamedTuple):
     maximize: acq.MaximizeConfig
 
 
+class Outputs(NamedTuple):
+    """What is told per trial (see ``jhpo.goal``): objectives, constraints, cost."""
+
+    num_objectives: int = 1
+    num_constraints: int = 0
+    cost_aware: bool = False
+
+    @property
+    def modelled(self) -> int:
+        """GPs fitted: the (scalarised) objective, each constraint and the log cost."""
+        return 1 + self.num_constraints + int(self.cost_aware)
+
+
 class BOConfig(NamedTuple):
-    """Every option of the searcher. Only ``fit`` and ``propose`` reach the
-    compiled kernels, so the other options never cause a recompilation."""
+    """Every option of the searcher. Only ``fit``, ``propose`` and ``outputs`` reach
+    the compiled kernels, so the other options never cause a recompilation."""
 
     num_initial: int
     refit_growth: float
     fit: FitConfig
     propose: ProposeConfig
+    outputs: Outputs = Outputs()
 
 
 class BOState(NamedTuple):
@@ -115,6 +153,9 @@ def make_config(
     num_starts: int = 8,
     ascent_steps: int = 40,
     ascent_learning_rate: float = 0.03,
+    num_objectives: int = 1,
+    num_constraints: int = 0,
+    cost_aware: bool = False,
 ) -> BOConfig:
     """Check the options of ``bo`` and gather them; see ``bo`` for their meaning."""
     if num_initial is None:
@@ -134,6 +175,15 @@ def make_config(
     _check_number("refit_growth", refit_growth, 1.0, allow_equal=True)
     _check_number("ucb_beta", ucb_beta, 0.0)
     _check_number("ascent_learning_rate", ascent_learning_rate, 0.0)
+    _check_count("num_objectives", num_objectives, 1)
+    _check_count("num_constraints", num_constraints, 0)
+    if not isinstance(cost_aware, bool):
+        raise ValueError(f"cost_aware={cost_aware!r} must be True or False")
+    if acquisition == "ucb" and (num_constraints or cost_aware):
+        raise ValueError(
+            f"acquisition={acquisition!r} cannot be combined with constraints or cost_aware: "
+            "their log-probability and log-cost terms are added to LogEI; use 'logei'"
+        )
     return BOConfig(
         num_initial=int(num_initial),
         refit_growth=float(refit_growth),
@@ -155,6 +205,7 @@ def make_config(
                 learning_rate=float(ascent_learning_rate),
             ),
         ),
+        outputs=Outputs(int(num_objectives), int(num_constraints), cost_aware),
     )
 
 
@@ -183,22 +234,37 @@ def bo(space: Space, **options) -> Searcher:
     num_screen (2048), num_starts (8), ascent_steps (40), ascent_learning_rate
         (0.03): acquisition maximisation effort (rows screened, ascent starts,
         Adam steps and their size).
+    num_objectives (1), num_constraints (0), cost_aware (False): the values told
+        per trial, laid out as in ``jhpo.goal``; see the module notes for how
+        several objectives, constraints and costs steer the search.
     """
     if not isinstance(space, Space):
         space = Space(space)
     if not space.names:
         raise ValueError("bo needs a space with at least one tunable parameter")
     config = make_config(space, **options)
-    initial = quasirandom(space)
+    outputs = config.outputs
+    initial = quasirandom(space, **outputs._asdict())
+    single = outputs == Outputs()
+    fit_update = update_fit if single else update_output_fits
+    proposer = propose if single else propose_for_outputs
 
     def init(key: jax.Array) -> BOState:
         start = initial.init(key)
-        return BOState(start.observed, start.pending, start.permutations,
-                       gp.default_params(space.dim), jnp.zeros((), jnp.int32))
+        params = gp.default_params(space.dim)
+        if not single:
+            params = jax.tree.map(lambda p: jnp.broadcast_to(p, (outputs.modelled,) + p.shape),
+                                  params)
+        return BOState(start.observed, start.pending, start.permutations, params,
+                       jnp.zeros((), jnp.int32))
 
     def ask(state: BOState, key: jax.Array, n: int) -> tuple[jax.Array, BOState]:
         _check_count("n", n, 1)
         fit_key, *row_keys = jax.random.split(key, n + 1)
+        # Fresh ParEGO weights per ask, shared by the fit and every row of the batch. Drawn
+        # from a key folded off the fit's, so one-objective runs keep the keys they had.
+        weights = None if single else acq.simplex_weights(jax.random.fold_in(fit_key, 1),
+                                                          outputs.num_objectives)
         fitted = False
         rows = []
         for row_key in row_keys:
@@ -206,9 +272,9 @@ def bo(space: Space, **options) -> Searcher:
                 row = _initial_row(space, initial, state, row_key)
             else:
                 if not fitted:  # once per ask: only real observations move the fit
-                    state = update_fit(config, state, fit_key)
+                    state = fit_update(config, state, fit_key, weights)
                     fitted = True
-                row = propose(space, config, state, row_key)
+                row = proposer(space, config, state, row_key, weights)
             state = state._replace(pending=append(state.pending, row[None]))
             rows.append(row)
         return jnp.stack(rows), state
@@ -228,15 +294,17 @@ def _check_number(name: str, value, bound: float, allow_equal: bool = False) -> 
         raise ValueError(f"{name}={value!r} must be a number {relation} {bound:g}")
 
 
-def update_fit(config: BOConfig, state: BOState, key: jax.Array) -> BOState:
+def update_fit(config: BOConfig, state: BOState, key: jax.Array,
+               weights: jax.Array | None = None) -> BOState:
     """The state with hyperparameters fitted to its observations.
 
     A fit with restarts once the data has grown enough since the last one. In
     between, small buffers get a cheap refinement, and buffers larger than
     ``fit_subset`` keep their hyperparameters: with hundreds of points one more
     barely moves them, while a single evaluation of the objective costs as much
-    as the whole acquisition step.
+    as the whole acquisition step. ``weights`` (ParEGO's) play no part with one objective.
     """
+    del weights
     count = state.observed.count
     restart = count >= config.refit_growth * int(state.restarted_at)
     if not restart and state.observed.capacity > config.fit.fit_subset:
@@ -247,18 +315,48 @@ def update_fit(config: BOConfig, state: BOState, key: jax.Array) -> BOState:
     return state._replace(params=params, restarted_at=restarted_at)
 
 
-def propose(space: Space, config: BOConfig, state: BOState, key: jax.Array) -> jax.Array:
+def propose(space: Space, config: BOConfig, state: BOState, key: jax.Array,
+            weights: jax.Array | None = None) -> jax.Array:
     """The acquisition maximiser given the state's fit, observations and pending rows."""
+    del weights
     with jax.enable_x64(True):
         row, found = _propose_kernel(space, config.propose, state.params, state.observed,
                                      state.pending, key)
+    _warn_unless_found(found)
+    return row
+
+
+def update_output_fits(config: BOConfig, state: BOState, key: jax.Array,
+                       weights: jax.Array) -> BOState:
+    """``update_fit`` for several outputs: every modelled output's GP at once."""
+    count = state.observed.count
+    restart = count >= config.refit_growth * int(state.restarted_at)
+    if not restart and state.observed.capacity > config.fit.fit_subset:
+        return state
+    with jax.enable_x64(True):
+        params = _fit_outputs_kernel(config.fit, config.outputs, state.observed, weights,
+                                     state.params, key, jnp.asarray(restart))
+    restarted_at = jnp.asarray(count, jnp.int32) if restart else state.restarted_at
+    return state._replace(params=params, restarted_at=restarted_at)
+
+
+def propose_for_outputs(space: Space, config: BOConfig, state: BOState, key: jax.Array,
+                        weights: jax.Array) -> jax.Array:
+    """``propose`` for several outputs: scalarised objective, feasibility and cost."""
+    with jax.enable_x64(True):
+        row, found = _propose_outputs_kernel(space, config.propose, config.outputs, state.params,
+                                             state.observed, state.pending, weights, key)
+    _warn_unless_found(found)
+    return row
+
+
+def _warn_unless_found(found: jax.Array) -> None:
     if not bool(found):
         warnings.warn(
             "bo: every candidate configuration was already observed or pending (a small "
             "discrete space may be used up); proposing an observed configuration again",
-            stacklevel=3,
+            stacklevel=4,
         )
-    return row
 
 
 def _initial_row(space: Space, initial: Searcher, state: BOState, key: jax.Array) -> jax.Array:
@@ -310,9 +408,15 @@ def _fit_kernel(config: FitConfig, observed: Buffer, warm: gp.GPParams, key,
     of the previous fit, chosen by the traced flag ``restart`` so that each buffer
     capacity compiles exactly one fit program. Larger buffers always restart."""
     x, y, mask = _fit_data(observed, config.warp)
+    return _fit_standardised(config, x, y, mask, warm, key, restart)
+
+
+def _fit_standardised(config: FitConfig, x, y, mask, warm: gp.GPParams, key,
+                      restart: jax.Array) -> gp.GPParams:
+    """The body of ``_fit_kernel`` for standardised targets ``y``."""
     warm = jax.tree.map(lambda p: p.astype(jnp.float64), warm)
     subset_key, restart_key = jax.random.split(key)
-    if observed.capacity <= config.fit_subset:  # static: shapes are known at trace time
+    if x.shape[0] <= config.fit_subset:  # static: shapes are known at trace time
         # One batch of chains either way (the first from the previous fit), so the
         # objective is compiled once; a refinement just runs fewer evaluations.
         evaluations = jnp.where(restart, config.fit_evaluations, config.refine_evaluations)
@@ -344,6 +448,118 @@ def _propose_kernel(space: Space, config: ProposeConfig, params: gp.GPParams, ob
         if config.acquisition == "ucb":
             return acq.upper_confidence_bound(mean, variance, config.ucb_beta)
         return acq.log_expected_improvement(mean, variance, incumbent)
+
+    def sample(sample_key, num):
+        return space.sample(sample_key, num).astype(jnp.float64)
+
+    def canonicalize(rows):
+        return space.canonicalize(rows.astype(jnp.float32)).astype(rows.dtype)
+
+    def column_mask(rows):
+        return space.column_mask(rows.astype(jnp.float32))
+
+    row, _, found = acq.maximize(
+        score, key, sample, x_all, mask_all,
+        canonicalize=canonicalize, column_mask=column_mask, config=config.maximize,
+    )
+    return row.astype(jnp.float32), found
+
+
+def _impute_column(values: jax.Array, mask: jax.Array, worst_is_largest: bool) -> jax.Array:
+    """A column with failed entries (NaN) read as its worst finite value; padding is 0."""
+    finite = mask & jnp.isfinite(values)
+    pick = jnp.max if worst_is_largest else jnp.min
+    fill = -jnp.inf if worst_is_largest else jnp.inf
+    worst = jnp.where(finite.any(), pick(jnp.where(finite, values, fill)), 0.0)
+    return jnp.where(mask & ~finite, worst, jnp.where(mask, values, 0.0))
+
+
+def _output_targets(outputs: Outputs, observed: Buffer, weights: jax.Array) -> jax.Array:
+    """The (capacity, modelled) values the GPs model, before standardisation: the
+    scalarised objective, each constraint, then the log cost."""
+    y = observed.y.astype(jnp.float64)
+    mask = observed.mask
+    k, c = outputs.num_objectives, outputs.num_constraints
+    objectives = jnp.stack([_impute_column(y[:, j], mask, True) for j in range(k)], axis=1)
+    if k == 1:
+        columns = [objectives[:, 0]]
+    else:
+        normalised = acq.normalize_columns(objectives, mask)
+        columns = [jnp.where(mask, acq.augmented_chebyshev(normalised, weights), 0.0)]
+    columns += [_impute_column(y[:, k + i], mask, False) for i in range(c)]
+    if outputs.cost_aware:
+        # A zero or negative cost (a clock's rounding) is floored so its log stays finite.
+        log_cost = jnp.log(jnp.maximum(y[:, k + c], 1e-9))
+        columns.append(_impute_column(log_cost, mask, True))
+    return jnp.stack(columns, axis=1)
+
+
+def _feasible_rows(outputs: Outputs, observed: Buffer) -> jax.Array:
+    """Observed rows whose every constraint is > 0 (NaN, a failed trial, is not)."""
+    k, c = outputs.num_objectives, outputs.num_constraints
+    return observed.mask & jnp.all(observed.y[:, k:k + c] > 0, axis=1)
+
+
+def _standardised_outputs(outputs: Outputs, observed: Buffer, weights: jax.Array):
+    """Standardised targets (capacity, modelled) and each column's offset and scale."""
+    targets = _output_targets(outputs, observed, weights)
+    return jax.vmap(gp.standardize, in_axes=(1, None), out_axes=(1, 0, 0))(targets, observed.mask)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1), compiler_options=gp.COMPILER_OPTIONS)
+def _fit_outputs_kernel(config: FitConfig, outputs: Outputs, observed: Buffer, weights: jax.Array,
+                        warm: gp.GPParams, key, restart: jax.Array) -> gp.GPParams:
+    """``_fit_kernel`` for every modelled output, in one ``vmap`` over their GPs."""
+    targets, _, _ = _standardised_outputs(outputs, observed, weights)
+    x = observed.x.astype(jnp.float64)
+
+    def fit_one(y, warm_one):
+        return _fit_standardised(config, x, y, observed.mask, warm_one, key, restart)
+
+    return jax.vmap(fit_one, in_axes=(1, 0))(targets, warm)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2), compiler_options=gp.COMPILER_OPTIONS)
+def _propose_outputs_kernel(space: Space, config: ProposeConfig, outputs: Outputs,
+                            params: gp.GPParams, observed: Buffer, pending: Buffer,
+                            weights: jax.Array, key):
+    """The best fresh row under LogEI of the (scalarised) objective, plus the log
+    probability of feasibility, minus the expected log cost."""
+    targets, offsets, scales = _standardised_outputs(outputs, observed, weights)
+    objective = targets[:, 0]
+    lie = jnp.max(jnp.where(observed.mask, objective, -jnp.inf))
+    x_all = jnp.concatenate([observed.x, pending.x]).astype(jnp.float64)
+    mask_all = jnp.concatenate([observed.mask, pending.mask])
+    # Pending rows join the objective's data with the lie; the other GPs ignore them.
+    pending_values = jnp.zeros((pending.capacity, outputs.modelled)).at[:, 0].set(lie)
+    y_all = jnp.concatenate([targets, pending_values])
+    pending_in_model = jnp.arange(outputs.modelled)[:, None] == 0
+    masks = jnp.concatenate([jnp.broadcast_to(observed.mask, (outputs.modelled, observed.capacity)),
+                             pending.mask[None, :] & pending_in_model], axis=1)
+    params64 = jax.tree.map(lambda p: p.astype(jnp.float64), params)
+    posteriors = jax.vmap(gp.posterior, in_axes=(0, None, 1, 0))(params64, x_all, y_all, masks)
+
+    feasible = _feasible_rows(outputs, observed)
+    any_feasible = feasible.any()
+    incumbent = jnp.where(any_feasible, jnp.min(jnp.where(feasible, objective, jnp.inf)), 0.0)
+    c = outputs.num_constraints
+    # c_i > 0 in reported units is c_i > -offset / scale in the GP's standardised units.
+    thresholds = (-offsets[1:1 + c] / scales[1:1 + c])[:, None]
+
+    def score(rows):
+        rows = rows.astype(jnp.float64)
+        means, variances = jax.vmap(gp.predict, in_axes=(0, None))(posteriors, rows)
+        if config.acquisition == "ucb":
+            value = acq.upper_confidence_bound(means[0], variances[0], config.ucb_beta)
+        else:
+            improvement = acq.log_expected_improvement(means[0], variances[0], incumbent)
+            value = jnp.where(any_feasible, improvement, 0.0)
+        if c:
+            value = value + acq.log_probability_of_feasibility(
+                means[1:1 + c], variances[1:1 + c], thresholds)
+        if outputs.cost_aware:
+            value = value - (means[-1] * scales[-1] + offsets[-1])
+        return value
 
     def sample(sample_key, num):
         return space.sample(sample_key, num).astype(jnp.float64)

@@ -1,0 +1,165 @@
+"""Best regret against cumulative evaluation cost: cost-aware BO against plain BO.
+
+Problem: ``jhpo.problems.branin_cost``, Branin whose evaluation cost, simulated as a
+known function so that runs are fast, rises 100-fold along x1 (1 s to 100 s). Each
+method runs sequentially, for several seeds, until its cumulative cost reaches
+``--budget`` seconds (or ``--evaluations``, a cap): the methods get the same budget
+of cost, not of evaluations:
+  bo_cost  jhpo ``bo`` with ``cost_aware=True``, told each evaluation's cost:
+           LogEI minus the GP's expected log cost;
+  bo       jhpo ``bo``, cost-blind.
+
+The table gives, per method, the median over seeds of the best log10 regret among
+the evaluations finished within 100, 300 and 1000 s of cumulative cost, and the
+median cumulative cost at which each run first reached the target: plain BO's
+median final regret (a run that never reaches it counts as infinite).
+
+    python benchmarks/cost_aware.py [--quick] [--json PATH] [--seeds N] [--cpu N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import time
+
+REGRET_FLOOR = 1e-12
+ALL_METHODS = ["bo_cost", "bo"]
+COST_CHECKPOINTS = (100.0, 300.0, 1000.0)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2 seeds, budget 500 s")
+    parser.add_argument("--json", metavar="PATH", help="write every run's curve here")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per method (default 7)")
+    parser.add_argument("--budget", type=float, default=None, help="seconds, default 1500")
+    parser.add_argument("--evaluations", type=int, default=100, help="cap per run (100)")
+    parser.add_argument("--methods", nargs="+", choices=ALL_METHODS, default=None)
+    parser.add_argument("--cpu", type=int, default=None, help="pin the process to this core")
+    return parser.parse_args()
+
+
+def evaluate(problem, config) -> tuple[float, float]:
+    import jax
+
+    with jax.enable_x64(True):
+        return problem(config), float(problem.cost(config))
+
+
+def run(problem, method, seed, budget, evaluations):
+    """Each evaluation's (value, cost) until ``budget`` is spent, and the suggest times."""
+    import jax
+    import jax.numpy as jnp
+
+    from jhpo.searchers import make
+
+    cost_aware = method == "bo_cost"
+    searcher = make("bo", problem.space, cost_aware=cost_aware)
+    key = jax.random.key(seed)
+    state = searcher.init(key)
+    evaluated, seconds, spent = [], [], 0.0
+    for i in range(evaluations):
+        if spent >= budget:
+            break
+        start = time.perf_counter()
+        row, state = searcher.ask(state, jax.random.fold_in(key, i), 1)
+        jax.block_until_ready(row)
+        seconds.append(time.perf_counter() - start)
+        value, cost = evaluate(problem, problem.space.to_configs(row)[0])
+        told = [[value, cost]] if cost_aware else [value]
+        state = searcher.tell(state, row, jnp.asarray(told, jnp.float32))
+        evaluated.append((value, cost))
+        spent += cost
+    return evaluated, seconds
+
+
+def regret_and_cost_curves(problem, evaluated):
+    """log10 best regret so far and cumulative cost, after each evaluation."""
+    best, spent, regrets, costs = math.inf, 0.0, [], []
+    for value, cost in evaluated:
+        best, spent = min(best, value), spent + cost
+        regrets.append(math.log10(max(problem.regret(best), REGRET_FLOOR)))
+        costs.append(spent)
+    return regrets, costs
+
+
+def regret_at_cost(run_record, budget) -> float:
+    """Best log10 regret among evaluations finished within ``budget``; inf if none."""
+    within = [r for r, c in zip(run_record["log10_regret"], run_record["cumulative_cost"])
+              if c <= budget]
+    return within[-1] if within else math.inf
+
+
+def cost_to_reach(run_record, target) -> float:
+    for regret, cost in zip(run_record["log10_regret"], run_record["cumulative_cost"]):
+        if regret <= target:
+            return cost
+    return math.inf
+
+
+def versions():
+    import jax
+    import jaxlib
+
+    import jhpo
+
+    return {"jhpo": jhpo.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+            "python": platform.python_version()}
+
+
+def main():
+    args = parse_args()
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+    from jhpo import problems
+
+    problem = problems.branin_cost()
+    seeds = args.seeds or (2 if args.quick else 7)
+    budget = args.budget or (500.0 if args.quick else 1500.0)
+    methods = args.methods or ALL_METHODS
+    results = []
+    for method in methods:
+        for seed in range(seeds):
+            started = time.perf_counter()
+            evaluated, seconds = run(problem, method, seed, budget, args.evaluations)
+            regrets, costs = regret_and_cost_curves(problem, evaluated)
+            results.append({"function": problem.name, "method": method, "seed": seed,
+                            "log10_regret": regrets, "cumulative_cost": costs,
+                            "suggest_s": seconds})
+            print(f"{method:8s} seed {seed}: final log10 regret {regrets[-1]:7.2f} at cost "
+                  f"{costs[-1]:7.0f} s after {len(costs)} evaluations "
+                  f"({time.perf_counter() - started:5.1f} s)", flush=True)
+    print_table(results, methods)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"results": results, "versions": versions(),
+                       "settings": {"seeds": seeds, "budget": budget,
+                                    "max_evaluations": args.evaluations,
+                                    "regret_floor": REGRET_FLOOR, "cpu": args.cpu}},
+                      handle, indent=1)
+
+
+def print_table(results, methods):
+    reference = "bo" if "bo" in methods else methods[0]
+    target = statistics.median(r["log10_regret"][-1] for r in results if r["method"] == reference)
+    print(f"\nmedian log10 regret over seeds at cumulative cost "
+          f"{'/'.join(f'{c:g}' for c in COST_CHECKPOINTS)} s (lower is better); median cost to "
+          f"reach {reference}'s median final log10 regret {target:.2f}; median total cost")
+    print("| method | regret at cost | cost to target | total cost |")
+    print("|---|---|---|---|")
+    for method in methods:
+        runs = [r for r in results if r["method"] == method]
+        regrets = [statistics.median(regret_at_cost(r, c) for r in runs) for c in COST_CHECKPOINTS]
+        reach = statistics.median(cost_to_reach(r, target) for r in runs)
+        total = statistics.median(r["cumulative_cost"][-1] for r in runs)
+        print(f"| {method} | " + " / ".join(f"{v:.2f}" for v in regrets)
+              + f" | {reach:.0f} s | {total:.0f} s |")
+
+
+if __name__ == "__main__":
+    main()
