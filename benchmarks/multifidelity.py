@@ -37,6 +37,8 @@ def parse_args():
     parser.add_argument("--json", metavar="PATH", help="write the results here")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per method (default 5, quick 2)")
     parser.add_argument("--methods", nargs="*", choices=sorted(METHODS), default=list(METHODS))
+    parser.add_argument("--interval", type=int, default=None,
+                        help="steps between scheduler decisions (default 10, quick 4; PBT uses 3x)")
     return parser.parse_args()
 
 
@@ -118,6 +120,8 @@ def main():
                 if args.quick else
                 {"steps": 270, "interval": 10, "full_trials": 16, "population": 16, "widths": (16, 32, 64)})
     seeds = args.seeds or (2 if args.quick else 5)
+    if args.interval is not None:
+        settings["interval"] = args.interval
     task = tasks.digits_cnn(cnn_widths=settings["widths"])
     budget = settings["full_trials"] * settings["steps"]
     results = []
