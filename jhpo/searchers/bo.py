@@ -449,6 +449,13 @@ def _propose_kernel(space: Space, config: ProposeConfig, params: gp.GPParams, ob
             return acq.upper_confidence_bound(mean, variance, config.ucb_beta)
         return acq.log_expected_improvement(mean, variance, incumbent)
 
+    return _maximize_over_space(space, score, key, x_all, mask_all, config)
+
+
+def _maximize_over_space(space: Space, score, key, x_all, mask_all, config):
+    """The best valid row of ``space`` for ``score`` (float64 inside, float32 out), never
+    one of the rows in ``x_all`` under ``mask_all``; ``found`` is False when none is left."""
+
     def sample(sample_key, num):
         return space.sample(sample_key, num).astype(jnp.float64)
 
@@ -561,17 +568,4 @@ def _propose_outputs_kernel(space: Space, config: ProposeConfig, outputs: Output
             value = value - (means[-1] * scales[-1] + offsets[-1])
         return value
 
-    def sample(sample_key, num):
-        return space.sample(sample_key, num).astype(jnp.float64)
-
-    def canonicalize(rows):
-        return space.canonicalize(rows.astype(jnp.float32)).astype(rows.dtype)
-
-    def column_mask(rows):
-        return space.column_mask(rows.astype(jnp.float32))
-
-    row, _, found = acq.maximize(
-        score, key, sample, x_all, mask_all,
-        canonicalize=canonicalize, column_mask=column_mask, config=config.maximize,
-    )
-    return row.astype(jnp.float32), found
+    return _maximize_over_space(space, score, key, x_all, mask_all, config)
