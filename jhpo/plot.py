@@ -269,10 +269,6 @@ def _legend_above(figure: Figure, handles, labels) -> None:
                   frameon=False, fontsize="small")
 
 
-def _direction(mode: str) -> str:
-    return "lower is better" if mode == "min" else "higher is better"
-
-
 def save_figure(figure: Figure, path: str | os.PathLike, *, dpi: int = 200) -> list[Path]:
     """Write ``figure`` as PNG and PDF next to each other: ``path`` with its suffix
     replaced (``fig.png`` gives ``fig.png`` and ``fig.pdf``). Returns both paths."""

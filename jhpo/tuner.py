@@ -27,7 +27,6 @@ from jhpo.results import (
     RunDirectory,
     Trial,
     clean_metrics,
-    finite_or_none,
 )
 from jhpo.schedulers import Scheduler, init_state
 from jhpo.searchers.base import Searcher, capacity_for
