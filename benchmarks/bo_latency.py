@@ -20,20 +20,15 @@ machines removes long stalls from threads waiting on each other.
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import json
-import os
-import platform
 import statistics
 import time
 
+from common import add_cpu_argument, make_parser, optuna_available, pin_cpu, versions, write_json
+
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="n in (50, 200), fewer repeats")
-    parser.add_argument("--json", metavar="PATH", help="write the measurements here")
-    parser.add_argument("--cpu", type=int, default=None, help="pin the process to this core")
+    parser = make_parser(__doc__, "n in (50, 200), fewer repeats", "write the measurements here")
+    add_cpu_argument(parser)
     parser.add_argument("--repeats", type=int, default=None, help="timed asks per n")
     parser.add_argument("--no-optuna", action="store_true", help="skip Optuna even if installed")
     return parser.parse_args()
@@ -157,37 +152,15 @@ def time_optuna(problem, n, repeats):
     return ask, max(seconds[0] - ask, 0.0)
 
 
-def optuna_available() -> bool:
-    """Optuna is installed, and so is torch, which its GPSampler needs."""
-    return all(importlib.util.find_spec(name) is not None for name in ("optuna", "torch"))
-
-
-def versions():
-    import jax
-    import jaxlib
-
-    import jhpo
-
-    found = {"jhpo": jhpo.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
-             "python": platform.python_version(), "devices": [str(d) for d in jax.devices()]}
-    if optuna_available():
-        import optuna
-        import torch
-
-        found.update(optuna=optuna.__version__, torch=torch.__version__)
-    return found
-
-
 def main():
     args = parse_args()
-    if args.cpu is not None:
-        os.sched_setaffinity(0, {args.cpu})
+    pin_cpu(args.cpu)
     from jhpo import problems
 
     sizes = [50, 200] if args.quick else [50, 100, 200, 400, 800]
     repeats = args.repeats or (3 if args.quick else 7)
     problem = problems.hartmann6()
-    use_optuna = optuna_available() and not args.no_optuna
+    use_optuna = optuna_available(torch=True) and not args.no_optuna
 
     report = {"jhpo": {"n": [], "ask_s": [], "compile_s": []}, "jhpo_pieces": {"n": []}}
     if use_optuna:
@@ -205,12 +178,10 @@ def main():
             _record(report["optuna_gp"], n, ask_o, compile_o)
             line += f"  optuna GPSampler {1e3 * ask_o:8.1f} ms  ratio {ask_o / ask:5.1f}x"
         print(line, flush=True)
-    report["versions"] = versions()
+    report["versions"] = versions(devices=True, extras=("optuna", "torch"))
     report["settings"] = {"dim": 6, "problem": problem.name, "repeats": repeats, "cpu": args.cpu}
     print_tables(report)
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(report, handle, indent=2)
+    write_json(args.json, report, indent=2)
 
 
 def _record(table, n, ask, compile_s):

@@ -16,64 +16,33 @@ gives the median over seeds of log10 regret after 20, 40 and 60 evaluations.
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import json
 import math
-import os
-import platform
-import statistics
 import time
+
+from common import (add_cpu_argument, checkpoints_within, curve_and_suggest_cell, make_parser,
+                    optuna_available, pin_cpu, print_median_table, run_jhpo_sequential,
+                    run_optuna_sequential, versions, write_json)
 
 REGRET_FLOOR = 1e-12
 ALL_PROBLEMS = ["branin", "hartmann6", "ackley5", "rosenbrock4", "mixed"]
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="Branin and the mixed problem, 2 seeds, 30 evaluations")
-    parser.add_argument("--json", metavar="PATH", help="write every run's curve here")
+    parser = make_parser(__doc__, "Branin and the mixed problem, 2 seeds, 30 evaluations",
+                         "write every run's curve here")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per method (default 5)")
     parser.add_argument("--evaluations", type=int, default=None, help="default 60")
     parser.add_argument("--problems", nargs="+", choices=ALL_PROBLEMS, default=None)
     parser.add_argument("--methods", nargs="+", default=None,
                         help="subset of: bo random optuna_tpe optuna_gp")
-    parser.add_argument("--cpu", type=int, default=None, help="pin the process to this core")
+    add_cpu_argument(parser)
     return parser.parse_args()
 
 
-def optuna_available() -> bool:
-    """Optuna is installed, and so is torch, which its GPSampler needs."""
-    return all(importlib.util.find_spec(name) is not None for name in ("optuna", "torch"))
-
-
-def evaluate(problem, config) -> float:
-    import jax
-
-    with jax.enable_x64(True):
-        return problem(config)
-
-
 def run_jhpo(problem, method, seed, evaluations):
-    import jax
-    import jax.numpy as jnp
-
     from jhpo.searchers import make
 
-    searcher = make(method, problem.space)
-    key = jax.random.key(seed)
-    state = searcher.init(key)
-    values, seconds = [], []
-    for i in range(evaluations):
-        start = time.perf_counter()
-        row, state = searcher.ask(state, jax.random.fold_in(key, i), 1)
-        jax.block_until_ready(row)
-        seconds.append(time.perf_counter() - start)
-        value = evaluate(problem, problem.space.to_configs(row)[0])
-        state = searcher.tell(state, row, jnp.asarray([value], jnp.float32))
-        values.append(value)
-    return values, seconds
+    return run_jhpo_sequential(make(method, problem.space), problem, seed, evaluations)
 
 
 def optuna_distributions(space):
@@ -103,16 +72,7 @@ def run_optuna(problem, method, seed, evaluations):
     else:
         sampler = optuna.samplers.GPSampler(seed=seed)
     study = optuna.create_study(sampler=sampler)
-    distributions = optuna_distributions(problem.space)
-    values, seconds = [], []
-    for _ in range(evaluations):
-        start = time.perf_counter()
-        trial = study.ask(distributions)
-        seconds.append(time.perf_counter() - start)
-        value = evaluate(problem, dict(trial.params))
-        study.tell(trial, value)
-        values.append(value)
-    return values, seconds
+    return run_optuna_sequential(study, optuna_distributions(problem.space), problem, evaluations)
 
 
 def log10_regret_curve(problem, values):
@@ -123,33 +83,16 @@ def log10_regret_curve(problem, values):
     return curve
 
 
-def versions():
-    import jax
-    import jaxlib
-
-    import jhpo
-
-    found = {"jhpo": jhpo.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
-             "python": platform.python_version(), "devices": [str(d) for d in jax.devices()]}
-    if optuna_available():
-        import optuna
-        import torch
-
-        found.update(optuna=optuna.__version__, torch=torch.__version__)
-    return found
-
-
 def main():
     args = parse_args()
-    if args.cpu is not None:
-        os.sched_setaffinity(0, {args.cpu})
+    pin_cpu(args.cpu)
     from jhpo import problems
 
     names = args.problems or (["branin", "mixed"] if args.quick else ALL_PROBLEMS)
     seeds = args.seeds or (2 if args.quick else 5)
     evaluations = args.evaluations or (30 if args.quick else 60)
     methods = args.methods or (["bo", "random"]
-                               + (["optuna_tpe", "optuna_gp"] if optuna_available() else []))
+                               + (["optuna_tpe", "optuna_gp"] if optuna_available(torch=True) else []))
     results = []
     for name in names:
         problem = problems.get(name)
@@ -165,28 +108,18 @@ def main():
                       f"  ({time.perf_counter() - started:5.1f} s)", flush=True)
     print_table(results, methods, names, evaluations)
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"results": results, "versions": versions(),
-                       "settings": {"seeds": seeds, "evaluations": evaluations,
-                                    "regret_floor": REGRET_FLOOR, "cpu": args.cpu}},
-                      handle, indent=1)
+        write_json(args.json, {"results": results,
+                               "versions": versions(devices=True, extras=("optuna", "torch")),
+                               "settings": {"seeds": seeds, "evaluations": evaluations,
+                                            "regret_floor": REGRET_FLOOR, "cpu": args.cpu}})
 
 
 def print_table(results, methods, names, evaluations):
-    checkpoints = [c for c in (20, 40, 60) if c <= evaluations] or [evaluations]
-    print(f"\nmedian log10 regret over seeds after {'/'.join(map(str, checkpoints))} evaluations"
-          " (lower is better); median suggest time in ms")
-    print("| function | " + " | ".join(methods) + " |")
-    print("|---|" + "---|" * len(methods))
-    for name in names:
-        cells = []
-        for method in methods:
-            runs = [r for r in results if r["function"] == name and r["method"] == method]
-            medians = [statistics.median(r["log10_regret"][c - 1] for r in runs)
-                       for c in checkpoints]
-            suggest = statistics.median(s for r in runs for s in r["suggest_s"])
-            cells.append(" / ".join(f"{m:.2f}" for m in medians) + f" ({1e3 * suggest:.0f} ms)")
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    checkpoints = checkpoints_within((20, 40, 60), evaluations)
+    print_median_table(f"\nmedian log10 regret over seeds after {'/'.join(map(str, checkpoints))} "
+                       "evaluations (lower is better); median suggest time in ms",
+                       results, methods, names,
+                       curve_and_suggest_cell("log10_regret", checkpoints, 2))
 
 
 if __name__ == "__main__":

@@ -22,13 +22,12 @@ many of the evaluations were feasible (median).
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
-import platform
 import statistics
 import time
+
+from common import (add_cpu_argument, checkpoints_within, make_parser, pin_cpu,
+                    print_median_table, versions, write_json)
 
 REGRET_FLOOR = 1e-12
 ALL_PROBLEMS = ["branin_disc", "gardner"]
@@ -36,14 +35,12 @@ ALL_METHODS = ["bo", "bo_discard", "bo_failed", "random"]
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="2 seeds, 20 evaluations")
-    parser.add_argument("--json", metavar="PATH", help="write every run's curve here")
+    parser = make_parser(__doc__, "2 seeds, 20 evaluations", "write every run's curve here")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per method (default 7)")
     parser.add_argument("--evaluations", type=int, default=None, help="default 40")
     parser.add_argument("--problems", nargs="+", choices=ALL_PROBLEMS, default=None)
     parser.add_argument("--methods", nargs="+", choices=ALL_METHODS, default=None)
-    parser.add_argument("--cpu", type=int, default=None, help="pin the process to this core")
+    add_cpu_argument(parser)
     return parser.parse_args()
 
 
@@ -101,20 +98,9 @@ def log10_feasible_regret_curve(problem, evaluated):
     return curve
 
 
-def versions():
-    import jax
-    import jaxlib
-
-    import jhpo
-
-    return {"jhpo": jhpo.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
-            "python": platform.python_version()}
-
-
 def main():
     args = parse_args()
-    if args.cpu is not None:
-        os.sched_setaffinity(0, {args.cpu})
+    pin_cpu(args.cpu)
     from jhpo import problems
 
     names = args.problems or ALL_PROBLEMS
@@ -139,11 +125,9 @@ def main():
                       flush=True)
     print_table(results, methods, names, evaluations)
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"results": results, "versions": versions(),
-                       "settings": {"seeds": seeds, "evaluations": evaluations,
-                                    "regret_floor": REGRET_FLOOR, "cpu": args.cpu}},
-                      handle, indent=1)
+        write_json(args.json, {"results": results, "versions": versions(),
+                               "settings": {"seeds": seeds, "evaluations": evaluations,
+                                            "regret_floor": REGRET_FLOOR, "cpu": args.cpu}})
 
 
 def median_regret(runs, checkpoint) -> float:
@@ -152,19 +136,17 @@ def median_regret(runs, checkpoint) -> float:
 
 
 def print_table(results, methods, names, evaluations):
-    checkpoints = [c for c in (10, 20, 40) if c <= evaluations] or [evaluations]
-    print(f"\nmedian log10 feasible regret over seeds after {'/'.join(map(str, checkpoints))} "
-          "evaluations (lower is better; inf: nothing feasible yet); median feasible evaluations")
-    print("| function | " + " | ".join(methods) + " |")
-    print("|---|" + "---|" * len(methods))
-    for name in names:
-        cells = []
-        for method in methods:
-            runs = [r for r in results if r["function"] == name and r["method"] == method]
-            medians = [median_regret(runs, c) for c in checkpoints]
-            feasible = statistics.median(r["feasible"] for r in runs)
-            cells.append(" / ".join(f"{m:.2f}" for m in medians) + f" ({feasible:g} feasible)")
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    checkpoints = checkpoints_within((10, 20, 40), evaluations)
+
+    def cell(runs):
+        medians = [median_regret(runs, c) for c in checkpoints]
+        feasible = statistics.median(r["feasible"] for r in runs)
+        return " / ".join(f"{m:.2f}" for m in medians) + f" ({feasible:g} feasible)"
+
+    print_median_table(f"\nmedian log10 feasible regret over seeds after "
+                       f"{'/'.join(map(str, checkpoints))} evaluations (lower is better; inf: "
+                       "nothing feasible yet); median feasible evaluations",
+                       results, methods, names, cell)
 
 
 if __name__ == "__main__":

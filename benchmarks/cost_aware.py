@@ -19,13 +19,11 @@ median final regret (a run that never reaches it counts as infinite).
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
-import platform
 import statistics
 import time
+
+from common import add_cpu_argument, make_parser, pin_cpu, versions, write_json
 
 REGRET_FLOOR = 1e-12
 ALL_METHODS = ["bo_cost", "bo"]
@@ -33,14 +31,12 @@ COST_CHECKPOINTS = (100.0, 300.0, 1000.0)
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="2 seeds, budget 500 s")
-    parser.add_argument("--json", metavar="PATH", help="write every run's curve here")
+    parser = make_parser(__doc__, "2 seeds, budget 500 s", "write every run's curve here")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per method (default 7)")
     parser.add_argument("--budget", type=float, default=None, help="seconds, default 1500")
     parser.add_argument("--evaluations", type=int, default=100, help="cap per run (100)")
     parser.add_argument("--methods", nargs="+", choices=ALL_METHODS, default=None)
-    parser.add_argument("--cpu", type=int, default=None, help="pin the process to this core")
+    add_cpu_argument(parser)
     return parser.parse_args()
 
 
@@ -102,20 +98,9 @@ def cost_to_reach(run_record, target) -> float:
     return math.inf
 
 
-def versions():
-    import jax
-    import jaxlib
-
-    import jhpo
-
-    return {"jhpo": jhpo.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
-            "python": platform.python_version()}
-
-
 def main():
     args = parse_args()
-    if args.cpu is not None:
-        os.sched_setaffinity(0, {args.cpu})
+    pin_cpu(args.cpu)
     from jhpo import problems
 
     problem = problems.branin_cost()
@@ -136,12 +121,10 @@ def main():
                   f"({time.perf_counter() - started:5.1f} s)", flush=True)
     print_table(results, methods)
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"results": results, "versions": versions(),
-                       "settings": {"seeds": seeds, "budget": budget,
-                                    "max_evaluations": args.evaluations,
-                                    "regret_floor": REGRET_FLOOR, "cpu": args.cpu}},
-                      handle, indent=1)
+        write_json(args.json, {"results": results, "versions": versions(),
+                               "settings": {"seeds": seeds, "budget": budget,
+                                            "max_evaluations": args.evaluations,
+                                            "regret_floor": REGRET_FLOOR, "cpu": args.cpu}})
 
 
 def print_table(results, methods):

@@ -15,12 +15,12 @@ the fraction of random search's budget needed to reach random search's final err
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import time
 
 import numpy as np
+
+from common import chapter_space, make_parser, write_json
 
 METHODS = {
     "random_full": {"searcher": "random", "scheduler": None},
@@ -32,25 +32,12 @@ METHODS = {
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer steps, trials and seeds")
-    parser.add_argument("--json", metavar="PATH", help="write the results here")
+    parser = make_parser(__doc__, "fewer steps, trials and seeds", "write the results here")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per method (default 5, quick 2)")
     parser.add_argument("--methods", nargs="*", choices=sorted(METHODS), default=list(METHODS))
     parser.add_argument("--interval", type=int, default=None,
                         help="steps between scheduler decisions (default 10, quick 4; PBT uses 3x)")
     return parser.parse_args()
-
-
-def chapter_space():
-    import jhpo
-
-    return {
-        "learning_rate": jhpo.loguniform(1e-5, 1e-1),
-        "momentum": jhpo.uniform(0.0, 0.99),
-        "weight_decay": jhpo.loguniform(1e-9, 1e-2),
-        "batch_size": jhpo.randint(8, 128),
-    }
 
 
 def anytime(result):
@@ -141,11 +128,10 @@ def main():
               f"{'never' if fraction in (None, float('inf')) else f'{fraction:.2f}':>29s} "
               f"{row['median_wallclock_s']:9.1f}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"results": results, "summary": summary, "settings": settings, "budget": budget,
-                       "versions": {"jax": jax.__version__, "python": platform.python_version(),
-                                    "devices": [d.device_kind for d in jax.devices()]}},
-                      f, indent=1, default=float)
+        write_json(args.json, {"results": results, "summary": summary, "settings": settings, "budget": budget,
+                               "versions": {"jax": jax.__version__, "python": platform.python_version(),
+                                            "devices": [d.device_kind for d in jax.devices()]}},
+                   default=float)
 
 
 if __name__ == "__main__":

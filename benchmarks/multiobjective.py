@@ -15,61 +15,32 @@ its median over seeds after 20, 35 and 50 evaluations (higher is better).
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import json
-import os
-import platform
-import statistics
 import time
+
+from common import (add_cpu_argument, checkpoints_within, curve_and_suggest_cell, make_parser,
+                    optuna_available, pin_cpu, print_median_table, run_jhpo_sequential,
+                    run_optuna_sequential, versions, write_json)
 
 ALL_PROBLEMS = ["zdt1", "zdt2", "branin_currin"]
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="ZDT1 and Branin-Currin, 2 seeds, 30 evaluations")
-    parser.add_argument("--json", metavar="PATH", help="write every run's curve here")
+    parser = make_parser(__doc__, "ZDT1 and Branin-Currin, 2 seeds, 30 evaluations",
+                         "write every run's curve here")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per method (default 5)")
     parser.add_argument("--evaluations", type=int, default=None, help="default 50")
     parser.add_argument("--problems", nargs="+", choices=ALL_PROBLEMS, default=None)
     parser.add_argument("--methods", nargs="+", default=None,
                         help="subset of: bo random optuna_nsga2 optuna_motpe")
-    parser.add_argument("--cpu", type=int, default=None, help="pin the process to this core")
+    add_cpu_argument(parser)
     return parser.parse_args()
 
 
-def optuna_available() -> bool:
-    return importlib.util.find_spec("optuna") is not None
-
-
-def evaluate(problem, config) -> list[float]:
-    import jax
-
-    with jax.enable_x64(True):
-        return problem(config)
-
-
 def run_jhpo(problem, method, seed, evaluations):
-    import jax
-    import jax.numpy as jnp
-
     from jhpo.searchers import make
 
     searcher = make(method, problem.space, num_objectives=len(problem.reference))
-    key = jax.random.key(seed)
-    state = searcher.init(key)
-    points, seconds = [], []
-    for i in range(evaluations):
-        start = time.perf_counter()
-        row, state = searcher.ask(state, jax.random.fold_in(key, i), 1)
-        jax.block_until_ready(row)
-        seconds.append(time.perf_counter() - start)
-        values = evaluate(problem, problem.space.to_configs(row)[0])
-        state = searcher.tell(state, row, jnp.asarray([values], jnp.float32))
-        points.append(values)
-    return points, seconds
+    return run_jhpo_sequential(searcher, problem, seed, evaluations)
 
 
 def run_optuna(problem, method, seed, evaluations):
@@ -83,15 +54,7 @@ def run_optuna(problem, method, seed, evaluations):
     study = optuna.create_study(sampler=sampler, directions=["minimize"] * len(problem.reference))
     distributions = {name: optuna.distributions.FloatDistribution(domain.lo, domain.hi)
                      for name, domain in problem.space.domains.items()}
-    points, seconds = [], []
-    for _ in range(evaluations):
-        start = time.perf_counter()
-        trial = study.ask(distributions)
-        seconds.append(time.perf_counter() - start)
-        values = evaluate(problem, dict(trial.params))
-        study.tell(trial, values)
-        points.append(values)
-    return points, seconds
+    return run_optuna_sequential(study, distributions, problem, evaluations)
 
 
 def hypervolume_curve(problem, points):
@@ -108,25 +71,9 @@ def hypervolume_curve(problem, points):
             for i in range(len(points))]
 
 
-def versions():
-    import jax
-    import jaxlib
-
-    import jhpo
-
-    found = {"jhpo": jhpo.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
-             "python": platform.python_version()}
-    if optuna_available():
-        import optuna
-
-        found["optuna"] = optuna.__version__
-    return found
-
-
 def main():
     args = parse_args()
-    if args.cpu is not None:
-        os.sched_setaffinity(0, {args.cpu})
+    pin_cpu(args.cpu)
     from jhpo import problems
 
     names = args.problems or (["zdt1", "branin_currin"] if args.quick else ALL_PROBLEMS)
@@ -149,27 +96,17 @@ def main():
                       f"  ({time.perf_counter() - started:5.1f} s)", flush=True)
     print_table(results, methods, names, evaluations)
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"results": results, "versions": versions(),
-                       "settings": {"seeds": seeds, "evaluations": evaluations, "cpu": args.cpu}},
-                      handle, indent=1)
+        write_json(args.json, {"results": results, "versions": versions(extras=("optuna",)),
+                               "settings": {"seeds": seeds, "evaluations": evaluations,
+                                            "cpu": args.cpu}})
 
 
 def print_table(results, methods, names, evaluations):
-    checkpoints = [c for c in (20, 35, 50) if c <= evaluations] or [evaluations]
-    print(f"\nmedian hypervolume over seeds after {'/'.join(map(str, checkpoints))} evaluations"
-          " (higher is better); median suggest time in ms")
-    print("| function | " + " | ".join(methods) + " |")
-    print("|---|" + "---|" * len(methods))
-    for name in names:
-        cells = []
-        for method in methods:
-            runs = [r for r in results if r["function"] == name and r["method"] == method]
-            medians = [statistics.median(r["hypervolume"][c - 1] for r in runs)
-                       for c in checkpoints]
-            suggest = statistics.median(s for r in runs for s in r["suggest_s"])
-            cells.append(" / ".join(f"{m:.3f}" for m in medians) + f" ({1e3 * suggest:.0f} ms)")
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    checkpoints = checkpoints_within((20, 35, 50), evaluations)
+    print_median_table(f"\nmedian hypervolume over seeds after {'/'.join(map(str, checkpoints))} "
+                       "evaluations (higher is better); median suggest time in ms",
+                       results, methods, names,
+                       curve_and_suggest_cell("hypervolume", checkpoints, 3))
 
 
 if __name__ == "__main__":

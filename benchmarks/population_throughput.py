@@ -24,32 +24,20 @@ report records the load average at the start.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import time
 
+from common import chapter_space, make_parser, write_json
+
 SECTIONS = ("throughput", "end_to_end", "conv")
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer members, steps and configurations")
-    parser.add_argument("--json", metavar="PATH", help="write the measurements here")
+    parser = make_parser(__doc__, "fewer members, steps and configurations", "write the measurements here")
     parser.add_argument("--skip", nargs="*", choices=SECTIONS, default=[], help="sections not to run")
     return parser.parse_args()
-
-
-def chapter_space():
-    import jhpo
-
-    return {
-        "learning_rate": jhpo.loguniform(1e-5, 1e-1),
-        "momentum": jhpo.uniform(0.0, 0.99),
-        "weight_decay": jhpo.loguniform(1e-9, 1e-2),
-        "batch_size": jhpo.randint(8, 128),
-    }
 
 
 def chapter_configs(count, seed=0):
@@ -271,9 +259,7 @@ def main():
         report["end_to_end"] = measure_end_to_end(
             data, configs_count=16 if args.quick else 64, steps=20 if args.quick else 200, population_size=16
         )
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(report, handle, indent=2)
+    write_json(args.json, report, indent=2)
     return report
 
 
