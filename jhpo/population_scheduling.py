@@ -19,7 +19,8 @@ left empty at the end of a run are frozen and masked rather than moved to a smal
 bucket: it keeps the one shape, at the price of idle arithmetic in the last intervals.
 
 With ``run_dir``, the whole population (parameters, optimizer states, hyperparameters,
-keys, step counts, scheduler state) is checkpointed with orbax after every interval. A
+keys, step counts, scheduler state) is checkpointed with orbax after every interval (or
+every ``scheduler_options["checkpoint_every"]`` intervals, for short intervals). A
 resumed run restarts from the newest checkpoint; trials recorded after it are produced
 again identically (on the same devices and seed) and are not written twice.
 """
@@ -377,7 +378,7 @@ def check_scheduler_options(scheduler: str, options: Mapping[str, Any], steps: i
     """Validate ``scheduler_options``; returns the interval in steps."""
     allowed = {"asha": {"interval", "eta"}, "hyperband": {"interval", "eta"},
                "median": {"interval", "grace_intervals", "min_trials"},
-               "pbt": {"interval", "quantile", "resample_probability"}}[scheduler]
+               "pbt": {"interval", "quantile", "resample_probability"}}[scheduler] | {"checkpoint_every"}
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ValueError(f"scheduler_options {unknown} are not options of {scheduler!r}; "
@@ -387,6 +388,10 @@ def check_scheduler_options(scheduler: str, options: Mapping[str, Any], steps: i
     if not isinstance(interval, int) or interval < 1 or steps % interval:
         raise ValueError(f"scheduler_options interval={interval!r} must be a positive divisor of "
                          f"steps={steps}")
+    every = options.get("checkpoint_every", 1)
+    if not isinstance(every, int) or every < 1:
+        raise ValueError(f"scheduler_options checkpoint_every={every!r} must be a positive integer "
+                         "(intervals between checkpoints)")
     quantile = options.get("quantile", 0.25)
     if not 0 < quantile <= 0.5:
         raise ValueError(f"scheduler_options quantile={quantile!r} must lie in (0, 0.5]")
@@ -410,13 +415,16 @@ def run_scheduled(task: pop.Task, space: Space, optimizer: Optimizer, goal: Goal
             raise ValueError(f"run_dir {str(directory.path)!r} has trials but no checkpoint to resume from")
         run.refill()
         run.save()
+    every = options.get("checkpoint_every", 1)
     total = programs.slots if scheduler == "pbt" else num_trials
     with progress_bar(total=total, enabled=progress, initial=0, desc=f"{task.name} {scheduler}",
                       unit="trial") as bar:
         while run.running:
             finished_before = len(run.result.trials)
             run.step()
-            run.save()
+            # a resume from an older checkpoint replays the intervals since, identically
+            if run.boundary % every == 0 or not run.running:
+                run.save()
             bar.update(len(run.result.trials) - finished_before if scheduler != "pbt" else 0)
             bar.set_postfix_str(f"interval {run.boundary}, {run.result.summary_line()}")
     return run.result, programs

@@ -99,6 +99,8 @@ def test_bad_scheduler_options_are_named():
         run("asha", interval=5)
     with pytest.raises(ValueError, match=r"\['rungs'\] are not options of 'asha'"):
         run("asha", rungs=3)
+    with pytest.raises(ValueError, match="checkpoint_every=0"):
+        run("asha", checkpoint_every=0)
 
 
 KILLED_RUN = textwrap.dedent("""
@@ -106,15 +108,16 @@ KILLED_RUN = textwrap.dedent("""
     import jax
     from tests.test_population_scheduling import run
     jax.config.update("jax_platforms", "cpu")
-    run(sys.argv[2], sys.argv[1])
+    run(sys.argv[2], sys.argv[1], checkpoint_every=int(sys.argv[3]))
 """)
 
 
-@pytest.mark.parametrize("scheduler", ["asha", "pbt"])
-def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, scheduler):
+@pytest.mark.parametrize("scheduler,every", [("asha", 1), ("pbt", 1), ("asha", 4)])
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, scheduler, every):
     killed_dir = tmp_path / "killed"
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    process = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(killed_dir), scheduler], cwd=root)
+    process = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(killed_dir), scheduler, str(every)],
+                               cwd=root)
     trials_file = killed_dir / "trials.jsonl"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and process.poll() is None:
@@ -126,12 +129,12 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, scheduler):
     before = trials_file.read_text().splitlines()
     assert len(before) >= 3
 
-    resumed = run(scheduler, killed_dir)
+    resumed = run(scheduler, killed_dir, checkpoint_every=every)
     after = trials_file.read_text().splitlines()
     assert after[: len(before)] == before
     ids = [json.loads(line)["trial_id"] for line in after]
     assert len(ids) == len(set(ids))
-    reference = run(scheduler, tmp_path / "reference")
+    reference = run(scheduler, tmp_path / "reference", checkpoint_every=every)
     assert outline(resumed) == outline(reference)
     assert outline(load_run(killed_dir)) == outline(reference)
 
