@@ -332,8 +332,9 @@ class Result:
         return pd.DataFrame([flatten_trial(t) for t in self.trials])
 
     def __repr__(self) -> str:
-        counts = (f"{len(self.trials)} trials, {len(self.completed)} completed, "
-                  f"{len(self.failed)} failed")
+        done = {status: sum(t.status == status for t in self.trials) for status in (COMPLETED, STOPPED)}
+        counts = (f"{len(self.trials)} trials, {done[COMPLETED]} completed, "
+                  f"{done[STOPPED]} stopped, {len(self.failed)} failed")
         if self.is_multiobjective:
             return f"Result({counts}, {len(self.pareto_front())} on the Pareto front)"
         best = self.best
