@@ -46,7 +46,7 @@ from jhpo.progress import progress_bar
 from jhpo.results import COMPLETED, FAILED, STOPPED, Result, RunDirectory, Trial, clean_metrics
 from jhpo.searchers.base import append
 from jhpo.space import Space
-from jhpo.tuner import BlackBoxScheduling, Optimizer, searcher_row_of
+from jhpo.tuner import BlackBoxScheduling, Optimizer, searcher_row_of, tell_trials
 
 SCHEDULERS = ("asha", "hyperband", "median", "pbt")
 CHECKPOINT_DIR = "checkpoints"
@@ -339,7 +339,7 @@ class _Run:
         """Continue from the newest checkpoint, if any. Returns whether one was found."""
         if self.checkpoints is None or self.checkpoints.latest_step() is None:
             return False
-        self.refill()  # builds arrays of the right shapes to restore into
+        self._load_fresh(np.zeros(0, int))  # arrays of the right shapes to restore into
         tree, record = self.checkpoints.restore(self._tree())
         self.slots = Slots(**{k: np.asarray(v) for k, v in tree["slots"].items()})
         self.carry = self.programs.put(tree["carry"])
@@ -353,11 +353,9 @@ class _Run:
         return True
 
     def _rebuild_searcher(self, told: list[Trial], num_asked: int) -> None:
-        self.optimizer.state = self.optimizer.searcher.init(
-            jax.random.split(jax.random.key(self.optimizer.seed))[0])
-        if told:
-            self.optimizer.tell_rows(np.asarray([t.row for t in told], np.float32),
-                                     [searcher_row_of(self.goal, t) for t in told])
+        """The searcher as it stood at the checkpoint: the optimizer is fresh, so tell it
+        the trials recorded by then, in order, and mark the running rows pending."""
+        tell_trials(self.optimizer, told)
         running = self.slots.rows[self.slots.trial >= 0]
         if len(running):
             self.optimizer.state = self.optimizer.state._replace(

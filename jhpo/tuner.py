@@ -296,14 +296,21 @@ def resume(optimizer: Optimizer, directory: RunDirectory | None) -> list[Trial]:
         return []
     trials = sorted(directory.load_trials(repair=True), key=lambda t: t.trial_id)
     if trials:
-        rows = jnp.asarray(
-            [t.row if t.row is not None else optimizer.space.from_configs([t.config])[0]
-             for t in trials],
-            jnp.float32,
-        )
-        optimizer.tell_rows(rows, [searcher_row_of(optimizer.goal, t) for t in trials])
+        tell_trials(optimizer, trials)
         optimizer.num_asked = trials[-1].trial_id + 1
     return trials
+
+
+def tell_trials(optimizer: Optimizer, trials: Sequence[Trial]) -> None:
+    """Tell recorded trials to the optimizer, in the given order, with the rows it asked."""
+    if not trials:
+        return
+    rows = jnp.asarray(
+        [t.row if t.row is not None else optimizer.space.from_configs([t.config])[0]
+         for t in trials],
+        jnp.float32,
+    )
+    optimizer.tell_rows(rows, [searcher_row_of(optimizer.goal, t) for t in trials])
 
 
 def replay_reports(scheduling: BlackBoxScheduling | None, directory: RunDirectory | None,
