@@ -29,14 +29,10 @@ def random(space: Space, *, num_objectives: int = 1, num_constraints: int = 0,
         return init_search_state(space.dim, outputs)
 
     def ask(state: SearchState, key: jax.Array, n: int):
-        rows = _sample(space, key, n)
+        rows = _jitted_sample(space, key, n)
         return rows, record_asked(state, rows)
 
     return Searcher(init, ask, record_told)
-
-
-def _sample(space: Space, key: jax.Array, n: int) -> jax.Array:
-    return _jitted_sample(space, key, n)
 
 
 _jitted_sample = jax.jit(lambda space, key, n: space.sample(key, n), static_argnums=(0, 2))
