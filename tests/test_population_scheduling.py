@@ -1,16 +1,12 @@
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import pytest
 
 import jhpo
 from jhpo.population_tuner import tune_population
 from jhpo.results import load_run
+from tests.killing import kill_after_records
 from tests.test_population import TASK
 
 SPACE = {
@@ -115,18 +111,9 @@ KILLED_RUN = textwrap.dedent("""
 @pytest.mark.parametrize("scheduler,every", [("asha", 1), ("pbt", 1), ("asha", 4)])
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, scheduler, every):
     killed_dir = tmp_path / "killed"
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    process = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(killed_dir), scheduler, str(every)],
-                               cwd=root)
     trials_file = killed_dir / "trials.jsonl"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and process.poll() is None:
-        if trials_file.exists() and len(trials_file.read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    before = trials_file.read_text().splitlines()
+    before = kill_after_records(KILLED_RUN, [str(killed_dir), scheduler, str(every)], trials_file,
+                                3, 180)
     assert len(before) >= 3
 
     resumed = run(scheduler, killed_dir, checkpoint_every=every)

@@ -1,9 +1,5 @@
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 import time
 import warnings
@@ -13,6 +9,7 @@ import pytest
 
 import jhpo
 from jhpo.results import load_run
+from tests.killing import kill_after_records
 
 SPACE = {"x": jhpo.uniform(-5.0, 5.0), "y": jhpo.uniform(-5.0, 5.0), "k": jhpo.randint(0, 3),
          "act": jhpo.choice(["relu", "tanh"])}
@@ -146,17 +143,8 @@ KILLED_RUN = textwrap.dedent("""
 @pytest.mark.parametrize("searcher", ["random", "quasirandom"])
 def test_run_killed_with_sigkill_resumes_to_exactly_num_trials(tmp_path, searcher):
     killed_dir, reference_dir = tmp_path / "killed", tmp_path / "reference"
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    process = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(killed_dir), searcher], cwd=root)
     trials_file = killed_dir / "trials.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if trials_file.exists() and len(trials_file.read_text().splitlines()) >= 4:
-            break
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    before = trials_file.read_text().splitlines()
+    before = kill_after_records(KILLED_RUN, [str(killed_dir), searcher], trials_file, 4, 120)
     k = len(before)
     assert 4 <= k < 12
 
