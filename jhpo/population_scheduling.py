@@ -180,12 +180,15 @@ class _Run:
     # --- slot filling
 
     def refill(self) -> None:
+        """Start new trials in the free slots. PBT fills every slot once, at the start
+        (it ignores num_trials); the others start trials while trials and budget remain."""
         free = np.flatnonzero(self.slots.trial < 0)
-        count = min(len(free), self.num_trials - self.started) if self.scheduler != "pbt" else 0
-        if self.max_member_steps is not None and self.member_steps >= self.max_member_steps:
+        if self.scheduler == "pbt":
+            count = len(free) if self.carry is None else 0
+        elif self.max_member_steps is not None and self.member_steps >= self.max_member_steps:
             count = 0
-        if self.carry is None:  # the first population: every slot, PBT included
-            count = min(len(free), self.num_trials)
+        else:
+            count = min(len(free), self.num_trials - self.started)
         if count <= 0:
             return
         chosen = free[:count]
