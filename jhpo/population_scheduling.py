@@ -8,10 +8,19 @@ time. After each interval every slot is evaluated and the scheduler decides:
   :mod:`jhpo.schedulers`, with resources counted in intervals). A stopped, finished or
   failed trial frees its slot, and the slot is refilled at once with a new configuration
   from the searcher, so the device stays busy while the run lasts.
+- ``"asha"`` with ``scheduler_options={"form": "promotion"}``: ASHA's promotion form. A
+  trial trains to its next rung and pauses there (its member state kept on the host, and
+  with ``run_dir`` in ``run_dir/paused/``); a freed slot resumes the paused trial that
+  :func:`jhpo.schedulers.promote` picks, or else starts a new configuration. When nothing
+  is left to run or promote, trials still paused are recorded as stopped at their rung.
 - ``"pbt"``: members in the bottom quantile copy the state of a top member (an array
   gather inside the compiled program) and explore its hyperparameters. Every copy ends
   the member's current trial and starts a new one whose ``parent_id`` is the donor's
   trial and ``start_resource`` the step of the copy, so the schedule can be replayed.
+
+Decisions use the run's goal: with several metrics ASHA and Hyperband rank by
+non-dominated sorting; PBT and the median rule need one. After every interval each
+slot's evaluation metrics are appended to ``run_dir/reports.jsonl`` (resource = steps).
 
 The programs (fresh states, one training interval, evaluation, select, gather) compile
 once for the run: decisions change which slots hold what, never an array shape. Slots
@@ -22,7 +31,9 @@ With ``run_dir``, the whole population (parameters, optimizer states, hyperparam
 keys, step counts, scheduler state) is checkpointed with orbax after every interval (or
 every ``scheduler_options["checkpoint_every"]`` intervals, for short intervals). A
 resumed run restarts from the newest checkpoint; trials recorded after it are produced
-again identically (on the same devices and seed) and are not written twice.
+again identically (on the same devices and seed) and are not written twice, and the
+reports file is cut back to the reports written up to the checkpoint, since the
+intervals after it are reported again.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -44,12 +56,15 @@ from jhpo.checkpoint import Checkpoints
 from jhpo.goal import Goal
 from jhpo.progress import progress_bar
 from jhpo.results import COMPLETED, FAILED, STOPPED, Result, RunDirectory, Trial, clean_metrics
-from jhpo.searchers.base import append
+from jhpo.schedulers.rungs import rung_levels
+from jhpo.searchers.base import append, capacity_for
 from jhpo.space import Space
 from jhpo.tuner import BlackBoxScheduling, Optimizer, searcher_row_of, tell_trials
 
 SCHEDULERS = ("asha", "hyperband", "median", "pbt")
 CHECKPOINT_DIR = "checkpoints"
+PAUSED_DIR = "paused"
+FORMS = ("stopping", "promotion")
 
 
 # ----------------------------------------------------------------------------- programs
@@ -148,6 +163,107 @@ def _hp_columns(task: pop.Task, space: Space, rows: np.ndarray) -> dict[str, np.
     return pop.stack_hparams(task, space.to_configs(rows))
 
 
+# ----------------------------------------------------------------------------- promotions
+
+
+class Paused(NamedTuple):
+    """A trial waiting at a rung: its member state on the host and what it reported."""
+
+    state: Any
+    row: np.ndarray
+    steps: int
+    started_at: float
+    metrics: dict[str, float]
+
+
+class Promotions:
+    """ASHA's promotion form: the values every trial recorded at each rung, which
+    (trial, rung) pairs were promoted, the rung each running trial trains to, and the
+    paused trials. ``levels`` count intervals; values are signed to be minimised."""
+
+    def __init__(self, levels: tuple[float, ...], eta: float, num_objectives: int,
+                 directory: Path | None):
+        self.levels, self.eta, self.directory = levels, eta, directory
+        self.values = np.full((capacity_for(1), len(levels), num_objectives), np.nan, np.float32)
+        self.promoted = np.zeros((capacity_for(1), len(levels)), bool)
+        self.target: dict[int, int] = {}
+        self.paused: dict[int, Paused] = {}
+
+    def admit(self, trial_id: int) -> None:
+        """A new trial: it trains to the first rung."""
+        capacity = capacity_for(trial_id + 1)
+        extra = capacity - self.values.shape[0]
+        if extra > 0:  # powers of two, so ``promote`` compiles once per capacity
+            self.values = np.pad(self.values, ((0, extra), (0, 0), (0, 0)), constant_values=np.nan)
+            self.promoted = np.pad(self.promoted, ((0, extra), (0, 0)))
+        self.target[trial_id] = 0
+
+    def reached(self, trial_id: int, units: int) -> bool:
+        return units >= self.levels[self.target[trial_id]]
+
+    def record(self, trial_id: int, values: np.ndarray) -> bool:
+        """Record the trial's values at the rung it reached; returns whether that is the
+        last rung (the trial is complete)."""
+        rung = self.target.pop(trial_id)
+        self.values[trial_id, rung] = values
+        return rung == len(self.levels) - 1
+
+    def pause(self, trial_id: int, paused: Paused) -> None:
+        self.paused[trial_id] = paused
+        if self.directory is not None:
+            _save_state(self.directory / _paused_name(trial_id, paused.steps), paused.state)
+
+    def promote(self) -> tuple[int, Paused] | None:
+        """The paused trial ASHA promotes next, now heading for the rung above, or None."""
+        found, trial, rung = (int(x) for x in schedulers_module.promote(
+            jnp.asarray(self.values), jnp.asarray(self.promoted), self.eta))
+        if not found:
+            return None
+        self.promoted[trial, rung] = True
+        self.target[trial] = rung + 1
+        return trial, self.paused.pop(trial)
+
+    def describe(self) -> dict:
+        """The JSON part of a checkpoint (paused states are in their own files)."""
+        return {"values": np.where(np.isnan(self.values), None, self.values).tolist(),
+                "promoted": self.promoted.tolist(),
+                "target": {str(k): v for k, v in self.target.items()},
+                "paused": {str(k): {"row": p.row.tolist(), "steps": p.steps,
+                                    "started_at": p.started_at, "metrics": p.metrics}
+                           for k, p in self.paused.items()}}
+
+    def load(self, record: dict, template) -> None:
+        """Back to a checkpoint's ``describe()``; ``template`` is one member's state."""
+        self.values = np.asarray(record["values"], np.float32)  # None becomes NaN
+        self.promoted = np.asarray(record["promoted"], bool)
+        self.target = {int(k): v for k, v in record["target"].items()}
+        self.paused = {int(k): Paused(_load_state(self.directory / _paused_name(int(k), p["steps"]),
+                                                  template),
+                                      np.asarray(p["row"], np.float32), p["steps"], p["started_at"],
+                                      p["metrics"])
+                       for k, p in record["paused"].items()}
+
+
+def _paused_name(trial_id: int, steps: int) -> str:
+    # a trial pauses once per rung, and replaying from a checkpoint pauses it with the
+    # same state, so the name never has to hold two different states
+    return f"trial-{trial_id}-step-{steps}.npz"
+
+
+def _save_state(path: Path, state) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    with open(temporary, "wb") as f:
+        np.savez(f, *jax.tree.leaves(state))
+    temporary.replace(path)
+
+
+def _load_state(path: Path, template):
+    with np.load(path) as stored:
+        leaves = [stored[f"arr_{i}"] for i in range(len(stored.files))]
+    return jax.tree.unflatten(jax.tree.structure(template), leaves)
+
+
 # ----------------------------------------------------------------------------- the run
 
 
@@ -163,13 +279,18 @@ class _Run:
         self.directory, self.result = directory, result
         self.recorded_ids = {t.trial_id for t in result.trials}
         self.slots = Slots.empty(programs.slots, space.dim)
-        self.scheduling = None
-        if scheduler != "pbt":
-            units = steps // programs.interval
+        self.scheduling = self.promotions = None
+        units = steps // programs.interval
+        if options.get("form") == "promotion":
+            eta = options.get("eta", 3)
+            self.promotions = Promotions(rung_levels(1, units, eta), eta, len(goal.metrics),
+                                         None if directory is None else directory.path / PAUSED_DIR)
+        elif scheduler != "pbt":
             kind = schedulers_module.make(scheduler, **_unit_options(scheduler, units, options))
-            self.scheduling = BlackBoxScheduling(kind, seed)
+            self.scheduling = BlackBoxScheduling(kind, seed, len(goal.metrics))
         self.max_member_steps = max_member_steps
         self.member_steps = 0
+        self.num_reports = 0  # lines this run has in reports.jsonl
         self.boundary = 0
         self.started = 0
         self.carry = None
@@ -181,8 +302,11 @@ class _Run:
 
     def refill(self) -> None:
         """Start new trials in the free slots. PBT fills every slot once, at the start
-        (it ignores num_trials); the others start trials while trials and budget remain."""
+        (it ignores num_trials); the others start trials while trials and budget remain,
+        and ASHA's promotion form first resumes the paused trials it promotes."""
         free = np.flatnonzero(self.slots.trial < 0)
+        if self.promotions is not None:
+            free = self._resume_promoted(free)
         if self.scheduler == "pbt":
             count = len(free) if self.carry is None else 0
         elif self.max_member_steps is not None and self.member_steps >= self.max_member_steps:
@@ -205,6 +329,32 @@ class _Run:
         self.slots.steps[slot], self.slots.started_at[slot] = step, time.time()
         if self.scheduling is not None:
             self.scheduling.start(trial_id)
+        if self.promotions is not None:
+            self.promotions.admit(trial_id)
+
+    def _resume_promoted(self, free: np.ndarray) -> np.ndarray:
+        """Put promoted paused trials back in free slots, as they stood when they paused
+        (their keys come from their trial ids, so they train on as if never paused).
+        Returns the slots still free."""
+        loaded = {}
+        for slot in free:
+            promoted = self.promotions.promote()
+            if promoted is None:
+                break
+            trial_id, paused = promoted
+            self.slots.trial[slot], self.slots.rows[slot] = trial_id, paused.row
+            self.slots.parent[slot], self.slots.start_step[slot] = -1, 0
+            self.slots.steps[slot], self.slots.started_at[slot] = paused.steps, paused.started_at
+            loaded[int(slot)] = paused.state
+        if loaded:
+            size = self.programs.slots
+            filler = next(iter(loaded.values()))  # any state: the mask leaves other slots alone
+            states = jax.tree.map(lambda *leaves: np.stack(leaves),
+                                  *[loaded.get(slot, filler) for slot in range(size)])
+            mask = np.isin(np.arange(size), list(loaded))
+            self.carry = self._merge(mask, (states, np.ones(size, bool), np.full(size, -1, np.int32)))
+            self.hp, self.keys = self._columns(), self._trial_keys()
+        return free[len(loaded):]
 
     def _trial_keys(self):
         """Each slot's key: the trial's, ``fold_in(key(seed), trial_id)``, as in
@@ -222,9 +372,15 @@ class _Run:
         fresh = self.programs.fresh(self.keys, self.hp)
         mask = np.zeros(self.programs.slots, bool)
         mask[chosen] = True
-        self.carry = fresh if self.carry is None else self.programs.put(
-            _select(jnp.asarray(mask), fresh, self.carry))
+        self.carry = fresh if self.carry is None else self._merge(mask, fresh)
         self._freeze_empty()
+
+    def _merge(self, mask: np.ndarray, new):
+        """The carry with ``new`` in the ``mask`` slots. Every input gets the slot
+        sharding first, so ``_select`` sees one signature (one compilation) whatever
+        program produced its inputs."""
+        put = self.programs.put
+        return put(_select(jnp.asarray(mask), put(new), put(self.carry)))
 
     def _freeze_empty(self) -> None:
         states, alive, failed_step = self.carry
@@ -240,32 +396,81 @@ class _Run:
         self.slots.steps[occupied] += self.programs.interval
         self.member_steps += int(occupied.sum()) * self.programs.interval
         metrics = self.programs.evaluate(self.carry[0], self.hp)
+        self._report(metrics, occupied)
+        objectives = self._objectives(metrics)
         alive = np.asarray(self.carry[1])
         if self.scheduler == "pbt":
-            self._pbt_boundary(metrics, alive)
+            self._pbt_boundary(metrics, objectives[:, 0], alive)
+        elif self.promotions is not None:
+            self._promotion_boundary(metrics, objectives, alive)
         else:
-            self._judge(metrics, alive)
+            self._judge(metrics, objectives, alive)
         self.boundary += 1
 
-    def _value(self, metrics, slot) -> float:
-        return float(metrics[self.task.metric][slot])
+    def _report(self, metrics, occupied) -> None:
+        """Each running trial's metrics at its current step: its learning curve."""
+        if self.directory is None:
+            return
+        for slot in np.flatnonzero(occupied):
+            self.directory.append_report(int(self.slots.trial[slot]), float(self.slots.steps[slot]),
+                                         {k: float(v[slot]) for k, v in metrics.items()})
+            self.num_reports += 1
 
-    def _judge(self, metrics, alive) -> None:
+    def _objectives(self, metrics) -> np.ndarray:
+        """(slots, objectives): the goal's metrics, signed so that smaller is better."""
+        missing = [m for m in self.goal.metrics + self.goal.constraints if m not in metrics]
+        if missing:
+            raise ValueError(f"metric {missing[0]!r} is not among the metrics task "
+                             f"{self.task.name!r} evaluates: {sorted(metrics)}")
+        return self.goal.signs * np.stack([metrics[m] for m in self.goal.metrics], axis=1)
+
+    def _judge(self, metrics, objectives, alive) -> None:
         for slot in np.flatnonzero(self.slots.trial >= 0):
             trial_id, steps = int(self.slots.trial[slot]), int(self.slots.steps[slot])
-            value = self._value(metrics, slot)
-            if not alive[slot] or not math.isfinite(value):
+            values = objectives[slot]
+            if not alive[slot] or not np.isfinite(values).all():
                 self._finish(slot, metrics, FAILED, "training diverged: non-finite loss or parameters")
             elif steps >= self.steps:
-                self.scheduling.goes_on(trial_id, steps // self.programs.interval, value)
+                self.scheduling.goes_on(trial_id, steps // self.programs.interval, values)
                 self._finish(slot, metrics, COMPLETED, None)
-            elif not self.scheduling.goes_on(trial_id, steps // self.programs.interval, value):
+            elif not self.scheduling.goes_on(trial_id, steps // self.programs.interval, values):
                 self._finish(slot, metrics, STOPPED, f"stopped by {self.scheduler} at step {steps}")
         self.refill()
 
-    def _pbt_boundary(self, metrics, alive) -> None:
+    def _promotion_boundary(self, metrics, objectives, alive) -> None:
+        """Trials that reached their rung record their values there and pause (or, at
+        the last rung, complete); freed slots are refilled; and once nothing runs or can
+        be promoted, the trials still paused are recorded as stopped."""
+        pausing = []
+        for slot in np.flatnonzero(self.slots.trial >= 0):
+            trial_id, steps = int(self.slots.trial[slot]), int(self.slots.steps[slot])
+            if not alive[slot] or not np.isfinite(objectives[slot]).all():
+                self.promotions.target.pop(trial_id)
+                self._finish(slot, metrics, FAILED, "training diverged: non-finite loss or parameters")
+            elif self.promotions.reached(trial_id, steps // self.programs.interval):
+                if self.promotions.record(trial_id, objectives[slot]):
+                    self._finish(slot, metrics, COMPLETED, None)
+                else:
+                    pausing.append(slot)
+        if pausing:
+            states = jax.device_get(self.carry[0])
+            for slot in pausing:
+                self.promotions.pause(int(self.slots.trial[slot]), Paused(
+                    jax.tree.map(lambda leaf: np.array(leaf[slot]), states),
+                    self.slots.rows[slot].copy(), int(self.slots.steps[slot]),
+                    float(self.slots.started_at[slot]), {k: float(v[slot]) for k, v in metrics.items()}))
+                self.slots.trial[slot] = -1
+        self.refill()
+        if not self.running:
+            for trial_id in sorted(self.promotions.paused):
+                paused = self.promotions.paused.pop(trial_id)
+                self._record(trial_id, paused.row, paused.metrics, STOPPED,
+                             f"not promoted past step {paused.steps} by asha", paused.started_at,
+                             paused.steps, -1, 0)
+
+    def _pbt_boundary(self, metrics, fitness, alive) -> None:
         occupied = self.slots.trial >= 0
-        values = np.where(alive & occupied, metrics[self.task.metric], np.nan).astype(np.float32)
+        values = np.where(alive & occupied, fitness, np.nan).astype(np.float32)
         if int(self.slots.steps.max()) >= self.steps:
             for slot in np.flatnonzero(occupied):
                 failed = not alive[slot] or not math.isfinite(values[slot])
@@ -298,24 +503,32 @@ class _Run:
         self.hp, self.keys = self._columns(), self._trial_keys()
 
     def _finish(self, slot, metrics, status, error) -> None:
-        trial_id = int(self.slots.trial[slot])
+        """Record the trial in ``slot`` with its metrics of this interval; free the slot."""
+        values = {k: float(v[slot]) for k, v in metrics.items()} if status != FAILED else {}
+        self._record(int(self.slots.trial[slot]), self.slots.rows[slot], values, status, error,
+                     float(self.slots.started_at[slot]), int(self.slots.steps[slot]),
+                     int(self.slots.parent[slot]), int(self.slots.start_step[slot]))
+        self.slots.trial[slot] = -1
+
+    def _record(self, trial_id, row, values, status, error, started_at, steps, parent,
+                start_step) -> None:
         ok = status != FAILED
-        values = {k: float(v[slot]) for k, v in metrics.items()} if ok else {}
+        objectives = [values[m] if ok else math.nan for m in self.goal.metrics]
+        feasible = None
+        if self.goal.constraints and ok:
+            feasible = all(values[c] > 0 for c in self.goal.constraints)
         trial = Trial(
-            trial_id=trial_id, config=self.space.to_configs(self.slots.rows[slot][None])[0],
-            metrics=clean_metrics(values), value=values.get(self.task.metric) if ok else None,
-            status=status, error=error, start_time=float(self.slots.started_at[slot]),
-            end_time=time.time(), seed=self.seed, row=self.slots.rows[slot].tolist(),
-            resource=float(self.slots.steps[slot]),
-            parent_id=None if self.slots.parent[slot] < 0 else int(self.slots.parent[slot]),
-            start_resource=float(self.slots.start_step[slot]),
+            trial_id=trial_id, config=self.space.to_configs(row[None])[0],
+            metrics=clean_metrics(values), value=self.goal.value_record(objectives),
+            feasible=feasible, status=status, error=error, start_time=started_at,
+            end_time=time.time(), seed=self.seed, row=row.tolist(), resource=float(steps),
+            parent_id=None if parent < 0 else parent, start_resource=float(start_step),
         )
-        self.optimizer.tell_rows(self.slots.rows[slot][None], [searcher_row_of(self.goal, trial)])
+        self.optimizer.tell_rows(row[None], [searcher_row_of(self.goal, trial)])
         self.result.trials.append(trial)
         if self.directory is not None and trial_id not in self.recorded_ids:
             self.directory.append(trial)
         self.recorded_ids.add(trial_id)
-        self.slots.trial[slot] = -1
 
     @property
     def running(self) -> bool:
@@ -334,8 +547,11 @@ class _Run:
             return
         record = {"boundary": self.boundary, "started": self.started, "member_steps": self.member_steps,
                   "num_asked": self.optimizer.num_asked, "num_recorded": len(self.result.trials),
+                  "num_reports": self.num_reports,
                   "next_level": {} if self.scheduling is None else
                   {str(k): v for k, v in self.scheduling.next_level.items()}}
+        if self.promotions is not None:
+            record["promotions"] = self.promotions.describe()
         self.checkpoints.save(self.boundary, self._tree(), record)
 
     def restore(self, stored_trials: list[Trial]) -> bool:
@@ -352,19 +568,40 @@ class _Run:
             self.scheduling.next_level = {int(k): v for k, v in record["next_level"].items()}
         self.boundary, self.started = record["boundary"], record["started"]
         self.member_steps = record["member_steps"]
+        self.num_reports = record["num_reports"]
+        _keep_reports(self.directory, self.num_reports)
+        if self.promotions is not None:
+            member = jax.tree.map(lambda leaf: np.zeros(leaf.shape[1:], leaf.dtype), self.carry[0])
+            self.promotions.load(record["promotions"], member)
         self._rebuild_searcher(stored_trials[: record["num_recorded"]], record["num_asked"])
         return True
 
     def _rebuild_searcher(self, told: list[Trial], num_asked: int) -> None:
         """The searcher as it stood at the checkpoint: the optimizer is fresh, so tell it
-        the trials recorded by then, in order, and mark the running rows pending."""
+        the trials recorded by then, in order, and mark the running and paused rows pending."""
         tell_trials(self.optimizer, told)
         running = self.slots.rows[self.slots.trial >= 0]
+        if self.promotions is not None and self.promotions.paused:
+            running = np.concatenate([running, [p.row for p in self.promotions.paused.values()]])
         if len(running):
             self.optimizer.state = self.optimizer.state._replace(
                 pending=append(self.optimizer.state.pending, jnp.asarray(running)))
         self.optimizer.num_asked = num_asked
         self.result.trials = list(told)
+
+
+def _keep_reports(directory: RunDirectory, count: int) -> None:
+    """Cut ``reports.jsonl`` back to its first ``count`` lines: those written up to the
+    checkpoint a run resumes from (each flushed before the checkpoint was saved). The
+    intervals after it are trained and reported again, so their lines, and a line a kill
+    cut short, go."""
+    path = directory.reports_path
+    if not path.exists():
+        return
+    kept = path.read_text().splitlines(keepends=True)[:count]
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text("".join(kept))
+    temporary.replace(path)
 
 
 def _unit_options(scheduler: str, units: int, options: Mapping[str, Any]) -> dict:
@@ -377,7 +614,7 @@ def _unit_options(scheduler: str, units: int, options: Mapping[str, Any]) -> dic
 
 def check_scheduler_options(scheduler: str, options: Mapping[str, Any], steps: int) -> int:
     """Validate ``scheduler_options``; returns the interval in steps."""
-    allowed = {"asha": {"interval", "eta"}, "hyperband": {"interval", "eta"},
+    allowed = {"asha": {"interval", "eta", "form"}, "hyperband": {"interval", "eta"},
                "median": {"interval", "grace_intervals", "min_trials"},
                "pbt": {"interval", "quantile", "resample_probability"}}[scheduler] | {"checkpoint_every"}
     unknown = sorted(set(options) - allowed)
@@ -389,6 +626,8 @@ def check_scheduler_options(scheduler: str, options: Mapping[str, Any], steps: i
     if not isinstance(interval, int) or interval < 1 or steps % interval:
         raise ValueError(f"scheduler_options interval={interval!r} must be a positive divisor of "
                          f"steps={steps}")
+    if options.get("form", "stopping") not in FORMS:
+        raise ValueError(f"scheduler_options form={options['form']!r} must be one of {list(FORMS)}")
     every = options.get("checkpoint_every", 1)
     if not isinstance(every, int) or every < 1:
         raise ValueError(f"scheduler_options checkpoint_every={every!r} must be a positive integer "
@@ -407,6 +646,10 @@ def run_scheduled(task: pop.Task, space: Space, optimizer: Optimizer, goal: Goal
     """The scheduled loop behind ``tune_population(..., scheduler=...)``. With
     ``max_member_steps`` no new trial starts once that many member-steps were trained."""
     interval = check_scheduler_options(scheduler, options, steps)
+    if scheduler == "pbt" and goal.is_multiobjective:
+        raise ValueError(f"scheduler='pbt' ranks members by one fitness, got metric="
+                         f"{list(goal.metrics)!r}; give a single metric, or use 'asha' or "
+                         "'hyperband' (non-dominated rank)")
     programs = PopulationPrograms(task, population_size, max_batch_size, interval, devices)
     run = _Run(task, space, optimizer, goal, programs, scheduler, dict(options), seed, num_trials,
                steps, directory, result, max_member_steps)

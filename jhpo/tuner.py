@@ -167,12 +167,17 @@ class BlackBoxScheduling:
     """Feeds a black-box run's reports to a :class:`Scheduler` and keeps its state.
 
     Each trial is judged once per resource level: at the highest level its report
-    reached and not judged before.
+    reached and not judged before, on its ``num_objectives`` values signed to be
+    minimised.
     """
 
-    def __init__(self, scheduler: Scheduler, seed: int):
+    def __init__(self, scheduler: Scheduler, seed: int, num_objectives: int = 1):
+        if num_objectives > 1 and not scheduler.multiobjective:
+            raise ValueError(
+                f"scheduler={scheduler.name!r} judges one objective, got {num_objectives}; give "
+                "a single metric, or use 'asha' or 'hyperband' (non-dominated rank)")
         self.scheduler = scheduler
-        self.state = init_state(len(scheduler.levels))
+        self.state = init_state(len(scheduler.levels), num_objectives=num_objectives)
         self._key = jax.random.fold_in(jax.random.key(seed), 1)
         self.next_level: dict[int, int] = {}
 
@@ -181,20 +186,22 @@ class BlackBoxScheduling:
         if capacity > self.state.values.shape[0]:
             extra = capacity - self.state.values.shape[0]
             self.state = self.state._replace(
-                values=jnp.pad(self.state.values, ((0, extra), (0, 0)), constant_values=jnp.nan),
+                values=jnp.pad(self.state.values, ((0, extra), (0, 0), (0, 0)),
+                               constant_values=jnp.nan),
                 bracket=jnp.pad(self.state.bracket, (0, extra)),
             )
         self.state = self.scheduler.admit(self.state, trial_id, jax.random.fold_in(self._key, trial_id))
         self.next_level[trial_id] = 0
 
-    def goes_on(self, trial_id: int, resource: float, value: float) -> bool:
+    def goes_on(self, trial_id: int, resource: float, values: Sequence[float]) -> bool:
         levels = self.scheduler.levels
         reached = [i for i, level in enumerate(levels) if level <= resource]
         if not reached or reached[-1] < self.next_level[trial_id]:
             return True
         level = reached[-1]
         self.next_level[trial_id] = level + 1
-        self.state, go_on = self.scheduler.decide(self.state, trial_id, level, value)
+        self.state, go_on = self.scheduler.decide(self.state, trial_id, level,
+                                                  jnp.asarray(values, jnp.float32))
         return level == len(levels) - 1 or bool(go_on)
 
     @property
@@ -227,7 +234,7 @@ class Reporter:
             raise TrialStopped(FAILED, f"reported a non-finite value ({self.last_values}) "
                                        f"at resource {resource}")
         if self.scheduling is not None and not self.scheduling.goes_on(
-                self.trial_id, self.last_resource, self.goal.signs[0] * self.last_values[0]):
+                self.trial_id, self.last_resource, self.goal.signs * self.last_values):
             raise TrialStopped(STOPPED, f"stopped by {self.scheduling.scheduler.name} "
                                         f"at resource {resource}")
 
@@ -326,8 +333,8 @@ def replay_reports(scheduling: BlackBoxScheduling | None, directory: RunDirector
             scheduling.start(trial_id)
             started.add(trial_id)
         _, values, _ = goal.read(report["metrics"])
-        if math.isfinite(values[0]) and report["resource"] <= scheduling.max_resource:
-            scheduling.goes_on(trial_id, report["resource"], goal.signs[0] * values[0])
+        if all(map(math.isfinite, values)) and report["resource"] <= scheduling.max_resource:
+            scheduling.goes_on(trial_id, report["resource"], goal.signs * values)
 
 
 def tune(
@@ -414,8 +421,6 @@ def _scheduling(scheduler, options, objective, seed, goal: Goal) -> BlackBoxSche
         if options:
             raise ValueError("scheduler_options given without a scheduler")
         return None
-    if goal.is_multiobjective:
-        raise ValueError("black-box schedulers judge one objective; give a single metric")
     if not takes_report(objective):
         raise ValueError(
             f"scheduler={getattr(scheduler, 'name', scheduler)!r} needs an objective that takes "
@@ -423,4 +428,4 @@ def _scheduling(scheduler, options, objective, seed, goal: Goal) -> BlackBoxSche
         )
     if not isinstance(scheduler, Scheduler):
         scheduler = schedulers_module.make(scheduler, **(options or {}))
-    return BlackBoxScheduling(scheduler, seed)
+    return BlackBoxScheduling(scheduler, seed, len(goal.metrics))

@@ -1,11 +1,18 @@
 import json
+import math
 import textwrap
 
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import jhpo
+from jhpo.goal import Goal
+from jhpo.population_scheduling import run_scheduled
 from jhpo.population_tuner import tune_population
-from jhpo.results import load_run
+from jhpo.results import Result, RunDirectory, load_run
+from jhpo.space import Space
+from jhpo.tuner import Optimizer, run_meta
 from tests.killing import kill_after_records
 from tests.test_population import TASK
 
@@ -63,6 +70,57 @@ def test_no_recompilation_per_decision(monkeypatch):
     assert population_scheduling._gather._cache_size() <= 1
 
 
+def test_promotion_form_compiles_once(monkeypatch):
+    from jhpo import population_scheduling, schedulers
+
+    seen = {}
+    original = population_scheduling.run_scheduled
+
+    def spy(*args, **kwargs):
+        result, programs = original(*args, **kwargs)
+        seen["programs"] = programs
+        return result, programs
+
+    monkeypatch.setattr("jhpo.population_tuner.run_scheduled", spy)
+    result = tune_population(TASK, SPACE, population_size=4, num_trials=12, steps=STEPS, seed=11,
+                             progress=False, scheduler="asha",
+                             scheduler_options={"interval": 1, "form": "promotion"})
+    assert sum(t.resource > 1 for t in result.trials) >= 4  # promotions did happen
+    assert seen["programs"].num_compiles <= 3
+    # resuming a paused member is the same select as loading a fresh one
+    assert population_scheduling._select._cache_size() <= 2
+    # the promotion rule compiles once per capacity of its book (8, then 16 trials)
+    assert schedulers.promote._cache_size() <= 2
+
+
+def test_promotion_form_promotes_the_top_of_each_rung_and_resumes_exactly(tmp_path):
+    result = run("asha", tmp_path, form="promotion")
+    by_id = {t.trial_id: t for t in result.trials}
+    assert sorted(by_id) == list(range(16))
+    at_rung = {1.0: {}, 3.0: {}, 9.0: {}}
+    for trial_id, resource, metrics in curves(tmp_path):
+        if resource in at_rung:
+            at_rung[resource][trial_id] = metrics["val_error"]
+    # a run ends only when nothing is promotable: the top floor(n / 3) of each rung went on
+    for rung, following in ((1.0, 3.0), (3.0, 9.0)):
+        values = at_rung[rung]
+        top = sorted(values, key=lambda t: (values[t], t))[: len(values) // 3]
+        assert top and set(top) <= set(at_rung[following])
+    # a trial never promoted stops at its rung, with the value it reported there
+    for t in result.trials:
+        assert t.status == "stopped" and t.error.startswith("not promoted past step")
+        assert t.value == at_rung[t.resource][t.trial_id]
+    # a paused member resumes where it stood: trials 0 to 3 are the first four configurations
+    # of an unscheduled run too, and there train without pause
+    plain = tune_population(TASK, SPACE, population_size=4, num_trials=4, steps=9, seed=5,
+                            progress=False)
+    resumed = [t for t in plain.trials if t.trial_id in at_rung[9.0]]
+    assert resumed
+    for t in resumed:
+        assert by_id[t.trial_id].config == t.config
+        assert at_rung[9.0][t.trial_id] == pytest.approx(t.value, rel=1e-5)
+
+
 def test_pbt_copies_record_a_replayable_lineage():
     result = run("pbt", interval=3)
     by_id = {t.trial_id: t for t in result.trials}
@@ -97,33 +155,53 @@ def test_bad_scheduler_options_are_named():
         run("asha", rungs=3)
     with pytest.raises(ValueError, match="checkpoint_every=0"):
         run("asha", checkpoint_every=0)
+    with pytest.raises(ValueError, match="form='eager' must be one of"):
+        run("asha", form="eager")
+    with pytest.raises(ValueError, match=r"\['form'\] are not options of 'hyperband'"):
+        run("hyperband", form="promotion")
+
+
+def curves(run_dir):
+    """The reports on file, in order, without their wall-clock times."""
+    lines = (run_dir / "reports.jsonl").read_text().splitlines()
+    return [(r["trial_id"], r["resource"], r["metrics"]) for r in map(json.loads, lines)]
 
 
 KILLED_RUN = textwrap.dedent("""
+    import json
     import sys
     import jax
     from tests.test_population_scheduling import run
     jax.config.update("jax_platforms", "cpu")
-    run(sys.argv[2], sys.argv[1], checkpoint_every=int(sys.argv[3]))
+    run(sys.argv[2], sys.argv[1], checkpoint_every=int(sys.argv[3]), **json.loads(sys.argv[4]))
 """)
 
 
-@pytest.mark.parametrize("scheduler,every", [("asha", 1), ("pbt", 1), ("asha", 4)])
-def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, scheduler, every):
+@pytest.mark.parametrize("scheduler,every,extra,watch,count", [
+    ("asha", 1, {}, "trials.jsonl", 3), ("pbt", 1, {}, "trials.jsonl", 3),
+    ("asha", 4, {}, "trials.jsonl", 3),
+    # the promotion form records its trials at the end (32 reports in all): kill it in
+    # mid-run, with trials paused, by counting its reports
+    ("asha", 2, {"form": "promotion"}, "reports.jsonl", 20)])
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, scheduler, every, extra, watch,
+                                                        count):
     killed_dir = tmp_path / "killed"
     trials_file = killed_dir / "trials.jsonl"
-    before = kill_after_records(KILLED_RUN, [str(killed_dir), scheduler, str(every)], trials_file,
-                                3, 180)
-    assert len(before) >= 3
+    watched = kill_after_records(KILLED_RUN, [str(killed_dir), scheduler, str(every), json.dumps(extra)],
+                                 killed_dir / watch, count, 180)
+    assert len(watched) >= count
+    before = trials_file.read_text().splitlines() if trials_file.exists() else []
 
-    resumed = run(scheduler, killed_dir, checkpoint_every=every)
+    resumed = run(scheduler, killed_dir, checkpoint_every=every, **extra)
     after = trials_file.read_text().splitlines()
     assert after[: len(before)] == before
     ids = [json.loads(line)["trial_id"] for line in after]
     assert len(ids) == len(set(ids))
-    reference = run(scheduler, tmp_path / "reference", checkpoint_every=every)
+    reference = run(scheduler, tmp_path / "reference", checkpoint_every=every, **extra)
     assert outline(resumed) == outline(reference)
     assert outline(load_run(killed_dir)) == outline(reference)
+    # the learning curves on file are the uninterrupted run's: none lost, none twice
+    assert curves(killed_dir) == curves(tmp_path / "reference")
 
 
 def test_member_step_budget_stops_starting_trials():
@@ -134,3 +212,78 @@ def test_member_step_budget_stops_starting_trials():
     # trials in flight when the budget runs out still finish: at most a slot's worth over
     assert 150 <= used <= 150 + 4 * STEPS
     assert len(result.trials) < 100
+
+
+def test_every_interval_is_reported(tmp_path):
+    result = run("asha", tmp_path, num_trials=8)
+    reports = curves(tmp_path)
+    # one report per trial and step (interval = 1), at steps 1 to the trial's last one
+    by_trial = {}
+    for trial_id, resource, metrics in reports:
+        by_trial.setdefault(trial_id, []).append(resource)
+        assert set(metrics) == {"val_error"}
+    assert by_trial == {t.trial_id: [float(s) for s in range(1, int(t.resource) + 1)]
+                        for t in result.trials}
+    # a trial's last report holds the metrics it was recorded with
+    last = {trial_id: metrics for trial_id, _, metrics in reports}
+    assert all(last[t.trial_id]["val_error"] == t.value for t in result.trials)
+
+
+# ----------------------------------------------------------------------------- several objectives
+
+def two_metric_task():
+    """The regression task, also reporting the negated squared weight norm (to maximise:
+    small weights) and a margin constraint on the validation error."""
+    def evaluate(state, hp, data):
+        metrics = TASK.evaluate(state, hp, data)
+        return {**metrics, "neg_norm": -jnp.sum(state["w"] ** 2), "margin": 0.9 - metrics["val_error"]}
+
+    return TASK._replace(evaluate=evaluate)
+
+
+def run_goal(goal, scheduler, run_dir=None, num_trials=12, steps=9):
+    space = Space(SPACE)
+    optimizer = Optimizer(space, "random", seed=5, mode=list(goal.modes),
+                          num_constraints=len(goal.constraints))
+    directory = None if run_dir is None else RunDirectory(run_dir)
+    result = Result.from_meta([], run_meta(space, "random", goal, 5))
+    result, _ = run_scheduled(two_metric_task(), space, optimizer, goal, scheduler=scheduler,
+                              options={"interval": 1}, population_size=4, num_trials=num_trials,
+                              steps=steps, seed=5, max_batch_size=32, devices=None,
+                              directory=directory, result=result, progress=False)
+    return result
+
+
+def test_population_asha_judges_several_objectives_by_nondominated_rank(tmp_path):
+    from tests.schedulers.test_decisions import reference_pareto_ahead
+
+    goal = Goal.from_arguments(["val_error", "neg_norm"], ["min", "max"], ["margin"])
+    result = run_goal(goal, "asha", tmp_path)
+    by_id = {t.trial_id: t for t in result.trials}
+    assert sorted(by_id) == list(range(12))
+    for t in result.trials:
+        assert t.value == [t.metrics["val_error"], t.metrics["neg_norm"]]
+        assert t.feasible == (t.metrics["margin"] > 0)
+    assert {t.feasible for t in result.trials} == {True, False}
+    assert any(t.status == "stopped" for t in result.trials)
+    # replay the decisions from the reports, which are written in the order the trials
+    # were judged: at rungs 1 and 3 a trial goes on iff fewer than floor(n / 3) of the n
+    # points recorded there (its own included) rank ahead of it
+    reached = {1.0: [], 3.0: []}
+    for trial_id, resource, metrics in curves(tmp_path):
+        if resource in reached:
+            reached[resource].append([metrics["val_error"], -metrics["neg_norm"]])
+            points = reached[resource]
+            ahead = reference_pareto_ahead(np.asarray(points, np.float32))[-1]
+            goes_on = len(points) < 3 or ahead < math.floor(len(points) / 3)
+            assert goes_on == (by_id[trial_id].resource > resource)
+
+
+def test_population_pbt_and_median_refuse_several_objectives():
+    goal = Goal.from_arguments(["val_error", "neg_norm"], ["min", "max"])
+    with pytest.raises(ValueError, match="scheduler='pbt' ranks members by one fitness"):
+        run_goal(goal, "pbt")
+    with pytest.raises(ValueError, match="scheduler='median' judges one objective"):
+        run_goal(goal, "median")
+    with pytest.raises(ValueError, match="metric 'latency' is not among the metrics task"):
+        run_goal(Goal.from_arguments(["val_error", "latency"]), "asha", num_trials=1, steps=1)

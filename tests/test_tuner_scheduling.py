@@ -1,5 +1,7 @@
 import json
+import math
 
+import numpy as np
 import pytest
 
 import jhpo
@@ -83,3 +85,67 @@ def test_a_scheduler_needs_an_objective_that_reports():
         jhpo.tune(lambda c: c["q"], SPACE, num_trials=2, scheduler="asha")
     with pytest.raises(ValueError, match="scheduler='fifo'"):
         jhpo.tune(learning_curve, SPACE, num_trials=2, scheduler="fifo")
+
+
+# ----------------------------------------------------------------------------- several objectives
+
+SPACE_2D = {"q": jhpo.uniform(0.0, 1.0), "r": jhpo.uniform(0.0, 1.0)}
+
+
+def two_curves(config, report):
+    """Loss falls towards q and score rises towards -r: two objectives in tension only
+    through the configuration, so ranks at early epochs are those at the last one."""
+    metrics = {}
+    for epoch in range(1, 10):
+        metrics = {"loss": config["q"] + 1.0 / epoch, "score": -config["r"] - 1.0 / epoch}
+        report(epoch, metrics)
+    return metrics
+
+
+def run_two(scheduler, run_dir=None, num_trials=20):
+    return jhpo.tune(two_curves, SPACE_2D, metric=["loss", "score"], mode=["min", "max"],
+                     num_trials=num_trials, seed=0, scheduler=scheduler,
+                     scheduler_options=None if scheduler is None else {"max_resource": 9},
+                     run_dir=run_dir, progress=False)
+
+
+def signed_point(config, resource):
+    # the objectives at ``resource``, signed so that smaller is better
+    return [config["q"] + 1.0 / resource, config["r"] + 1.0 / resource]
+
+
+@pytest.mark.parametrize("scheduler", ["asha", "hyperband"])
+def test_several_objectives_are_judged_by_nondominated_rank(scheduler):
+    from tests.schedulers.test_decisions import reference_pareto_ahead
+
+    result = run_two(scheduler)
+    assert all(isinstance(t.value, list) and len(t.value) == 2 for t in result.trials)
+    stopped = [t for t in result.trials if t.status == "stopped"]
+    assert stopped and {t.resource for t in stopped} <= {1.0, 3.0}
+    assert sum(t.resource for t in result.trials) < 0.7 * 20 * 9
+    if scheduler == "hyperband":
+        return  # brackets decide who is compared with whom; the rung check below is ASHA's
+    # trials run one after another: at each rung a trial is judged against the earlier
+    # trials that reached it, and goes on iff fewer than floor(n / 3) of them rank ahead
+    for rung in (1.0, 3.0):
+        reached = []
+        for trial in result.trials:
+            if trial.resource < rung:
+                continue
+            reached.append(signed_point(trial.config, rung))
+            ahead = reference_pareto_ahead(np.asarray(reached, np.float32))[-1]
+            goes_on = len(reached) < 3 or ahead < math.floor(len(reached) / 3)
+            assert goes_on == (trial.resource > rung)
+
+
+def test_several_objectives_resume_rebuilds_the_scheduler_state(tmp_path):
+    reference = run_two("asha", tmp_path / "reference", num_trials=14)
+    run_two("asha", tmp_path / "partial", num_trials=6)
+    resumed = run_two("asha", tmp_path / "partial", num_trials=14)
+    assert [(t.config, t.status, t.resource) for t in resumed.trials] == [
+        (t.config, t.status, t.resource) for t in reference.trials]
+
+
+def test_median_rule_refuses_several_objectives():
+    with pytest.raises(ValueError, match="scheduler='median' judges one objective"):
+        run_two("median")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jhpo.pareto import nondominated_ranks
+
 
 def _count_better(values: jax.Array, value: jax.Array) -> jax.Array:
     return jnp.sum(jnp.where(jnp.isnan(values), False, values < value))
@@ -50,6 +52,79 @@ def asha_promotion(values: jax.Array, promoted: jax.Array, eta: float):
     # best candidate of that rung, so the strongest trial moves first
     scores = jnp.where(candidate[:, rung], values[:, rung], jnp.inf)
     trial = jnp.argmin(scores)
+    return rung_has.any(), trial, rung
+
+
+def _crowding(points: jax.Array, ranks: jax.Array, recorded: jax.Array) -> jax.Array:
+    """NSGA-II's crowding distance of each point within its own front.
+
+    Per objective, a point at the front's minimum or maximum is a boundary point
+    (infinite distance); any other adds the gap between the nearest distinct values
+    above and below it, divided by the front's range. Neighbours are taken by value, not
+    by sorted position, so equal points get equal distances and the result does not
+    depend on the order of the rows.
+    """
+    peers = recorded[None, :] & (ranks[None, :] == ranks[:, None])  # (n, n): same front
+    v, w = points[:, None, :], points[None, :, :]  # (n, 1, m) against (1, n, m)
+    in_front = peers[:, :, None]
+    above = jnp.min(jnp.where(in_front & (w > v), w, jnp.inf), axis=1)
+    below = jnp.max(jnp.where(in_front & (w < v), w, -jnp.inf), axis=1)
+    highest = jnp.max(jnp.where(in_front, w, -jnp.inf), axis=1)
+    lowest = jnp.min(jnp.where(in_front, w, jnp.inf), axis=1)
+    boundary = (points == highest) | (points == lowest)
+    gap = (above - below) / jnp.where(boundary, 1.0, highest - lowest)
+    return jnp.sum(jnp.where(boundary, jnp.inf, gap), axis=1)
+
+
+def pareto_ahead(points: jax.Array) -> jax.Array:
+    """For each row of ``points`` (n, objectives), how many recorded rows rank strictly
+    ahead of it: a lower non-dominated rank, or the same rank and a larger crowding
+    distance (the tie-break of NSGA-II, which keeps a front's spread).
+
+    A row with any NaN is not recorded. With one objective a front is a set of equal
+    values with equal crowding, so the count is the number of strictly smaller values:
+    the rank single-objective ASHA uses.
+    """
+    recorded = ~jnp.any(jnp.isnan(points), axis=1)
+    ranks = nondominated_ranks(jnp.where(recorded[:, None], points, 0.0), recorded)
+    crowding = _crowding(points, ranks, recorded)
+    ahead = recorded[None, :] & ((ranks[None, :] < ranks[:, None]) | (
+        (ranks[None, :] == ranks[:, None]) & (crowding[None, :] > crowding[:, None])))
+    return jnp.sum(ahead, axis=1)
+
+
+def pareto_asha_continues(rung_values: jax.Array, trial, eta: float) -> jax.Array:
+    """Multi-objective ASHA's stopping rule at one rung: trial ``trial`` goes on iff
+    fewer than ``floor(n / eta)`` of the ``n`` points recorded there rank ahead of it
+    (:func:`pareto_ahead`). ``rung_values`` is (trials, objectives) and already holds the
+    trial's own point; below ``eta`` points nothing can be judged yet.
+    """
+    recorded = jnp.sum(~jnp.any(jnp.isnan(rung_values), axis=1))
+    keep = jnp.floor(recorded / eta)
+    ahead = pareto_ahead(rung_values)[trial]
+    return jnp.where(jnp.any(jnp.isnan(rung_values[trial])), False,
+                     (recorded < eta) | (ahead < keep))
+
+
+def pareto_asha_promotion(values: jax.Array, promoted: jax.Array, eta: float):
+    """Multi-objective ASHA's promotion rule, as :func:`asha_promotion` with points.
+
+    ``values`` is (trials, rungs, objectives). A trial is promotable from rung k when
+    fewer than ``floor(n_k / eta)`` points of rung k rank ahead of it and it was not
+    promoted from k yet; the highest rung with a candidate promotes the candidate with
+    the fewest points ahead (the lowest index among equals). Returns ``(found, trial,
+    rung)``.
+    """
+    num_rungs = values.shape[1]
+    recorded = ~jnp.any(jnp.isnan(values), axis=2)  # (trials, rungs)
+    ahead = jax.vmap(pareto_ahead, in_axes=1, out_axes=1)(values)
+    top = ahead < jnp.floor(jnp.sum(recorded, axis=0) / eta)[None, :]
+    candidate = top & recorded & ~promoted
+    # the last rung has nowhere to promote to
+    candidate = candidate.at[:, num_rungs - 1].set(False)
+    rung_has = candidate.any(axis=0)
+    rung = num_rungs - 1 - jnp.argmax(rung_has[::-1])
+    trial = jnp.argmin(jnp.where(candidate[:, rung], ahead[:, rung], values.shape[0]))
     return rung_has.any(), trial, rung
 
 
