@@ -37,6 +37,9 @@ def parse_args():
     parser.add_argument("--methods", nargs="*", choices=sorted(METHODS), default=list(METHODS))
     parser.add_argument("--interval", type=int, default=None,
                         help="steps between scheduler decisions (default 10, quick 4; PBT uses 3x)")
+    parser.add_argument("--stopping-slots", type=int, default=None,
+                        help="slots trained together by ASHA, Hyperband and BO + ASHA "
+                             "(default: the population size)")
     return parser.parse_args()
 
 
@@ -68,7 +71,8 @@ def run_method(task, name, seed, settings):
         options = {"interval": settings["interval"] * (3 if method["scheduler"] == "pbt" else 1)}
     started = time.perf_counter()
     result = tune_population(
-        task, chapter_space(), searcher=method["searcher"], population_size=settings["population"],
+        task, chapter_space(), searcher=method["searcher"],
+        population_size=settings["stopping_slots"] if stops_early else settings["population"],
         num_trials=trials, steps=settings["steps"], seed=seed, progress=False,
         scheduler=method["scheduler"], scheduler_options=options,
         max_member_steps=budget if stops_early else None)
@@ -109,6 +113,7 @@ def main():
     seeds = args.seeds or (2 if args.quick else 5)
     if args.interval is not None:
         settings["interval"] = args.interval
+    settings["stopping_slots"] = args.stopping_slots or settings["population"]
     task = tasks.digits_cnn(cnn_widths=settings["widths"])
     budget = settings["full_trials"] * settings["steps"]
     results = []

@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from jhpo.analysis import load_experiment
+from jhpo.crossval import kfold
 from jhpo.experiment import Method, run_experiment
 from jhpo.population_tuner import tune_population
 from jhpo.results import Result, Trial, load_run
@@ -28,6 +29,7 @@ __all__ = [
     "SpaceError",
     "Trial",
     "choice",
+    "kfold",
     "load_experiment",
     "load_run",
     "loguniform",

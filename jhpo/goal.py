@@ -2,7 +2,9 @@
 
 A constraint names a metric that must be > 0 for a trial to be feasible. Searchers see
 one row of numbers per trial: the objectives signed so that smaller is better, then the
-constraint values as reported.
+constraint values as reported, then (cost-aware searchers) the seconds the trial took,
+then (multi-fidelity searchers) where the resource it was judged at lies between a
+scheduler's first and last rung.
 """
 
 from __future__ import annotations
@@ -27,9 +29,12 @@ class Goal(NamedTuple):
     modes: tuple[str, ...]
     constraints: tuple[str, ...] = ()
     cost: bool = False  # also tell each trial's wall-clock seconds (cost-aware searchers)
+    # (min_resource, max_resource) of a scheduler's rungs: also tell each trial's fidelity
+    fidelity: tuple[float, float] | None = None
 
     @classmethod
-    def from_arguments(cls, metric=None, mode="min", constraints=None, cost=False) -> Goal:
+    def from_arguments(cls, metric=None, mode="min", constraints=None, cost=False,
+                       fidelity=None) -> Goal:
         """Validate ``tune``'s ``metric``, ``mode`` and ``constraints`` arguments."""
         metrics = tuple(metric) if isinstance(metric, (list, tuple)) else (metric,)
         if not metrics:
@@ -48,7 +53,13 @@ class Goal(NamedTuple):
             raise ValueError(f"constraints={list(constraints)!r} must be metric names")
         if set(constraints) & set(metrics):
             raise ValueError(f"constraints={list(constraints)!r} repeat an objective metric")
-        return cls(metrics, modes, constraints, bool(cost))
+        if fidelity is not None:
+            low, high = fidelity
+            if not 0 < low < high:
+                raise ValueError(f"fidelity={fidelity!r} must be (min_resource, max_resource) "
+                                 "with 0 < min_resource < max_resource")
+            fidelity = (float(low), float(high))
+        return cls(metrics, modes, constraints, bool(cost), fidelity)
 
     @property
     def is_multiobjective(self) -> bool:
@@ -56,8 +67,9 @@ class Goal(NamedTuple):
 
     @property
     def outputs(self) -> int:
-        """Numbers per trial a searcher is told: objectives, constraints, then the cost."""
-        return len(self.metrics) + len(self.constraints) + int(self.cost)
+        """Numbers per trial a searcher is told: objectives, constraints, cost, fidelity."""
+        return (len(self.metrics) + len(self.constraints) + int(self.cost)
+                + int(self.fidelity is not None))
 
     @property
     def signs(self) -> np.ndarray:
@@ -107,19 +119,33 @@ class Goal(NamedTuple):
         return cleaned if self.is_multiobjective else cleaned[0]
 
     def searcher_row(self, values: Sequence[float] | None,
-                     constraint_values: Sequence[float] | None, cost: float | None = None) -> np.ndarray:
+                     constraint_values: Sequence[float] | None, cost: float | None = None,
+                     resource: float | None = None) -> np.ndarray:
         """The numbers a searcher is told for one trial: objectives signed to be
-        minimised, constraints as reported, then (cost-aware) the cost in seconds. NaN
-        marks what a failed trial did not give; a failed trial's cost is still known."""
-        costs = [np.nan if cost is None else cost] if self.cost else []
+        minimised, constraints as reported, then (cost-aware) the cost in seconds, then
+        (multi-fidelity) ``fidelity_of(resource)``. NaN marks what a failed trial did not
+        give; a failed trial's cost and fidelity are still known."""
+        known = [np.nan if cost is None else cost] if self.cost else []
+        if self.fidelity is not None:
+            known.append(self.fidelity_of(resource))
         if values is None:
             objectives = np.full(len(self.metrics) + len(self.constraints), np.nan)
-            return np.concatenate([objectives, costs]).astype(np.float32)
+            return np.concatenate([objectives, known]).astype(np.float32)
         objectives = self.signs * np.asarray(values, float)
         constraints = np.asarray(constraint_values if constraint_values is not None
                                  else [np.nan] * len(self.constraints), float)
-        row = np.concatenate([objectives, constraints, costs]).astype(np.float32)
+        row = np.concatenate([objectives, constraints, known]).astype(np.float32)
         return np.where(np.isfinite(row), row, np.nan)
+
+    def fidelity_of(self, resource: float | None) -> float:
+        """Where ``resource`` lies between the first rung (0) and the last (1), on a log
+        scale: rungs grow geometrically, and learning curves are closer to stationary in
+        log resource. A trial with no resource recorded counts as fully trained."""
+        low, high = self.fidelity
+        if resource is None or not math.isfinite(resource):
+            return 1.0
+        position = math.log(max(resource, low) / low) / math.log(high / low)
+        return min(position, 1.0)
 
 
 def _check_scalar(value) -> None:

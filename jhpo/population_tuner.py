@@ -15,6 +15,7 @@ seed) and records the members that were not recorded yet.
 from __future__ import annotations
 
 import json
+import math
 import numbers
 import time
 from collections.abc import Mapping, Sequence
@@ -25,12 +26,12 @@ import numpy as np
 
 from jhpo import population as pop
 from jhpo.goal import Goal
-from jhpo.population_scheduling import SCHEDULERS, run_scheduled
+from jhpo.population_scheduling import SCHEDULERS, check_scheduler_options, run_scheduled
 from jhpo.progress import progress_bar
-from jhpo.results import COMPLETED, FAILED, Result, RunDirectory, Trial, clean_metrics, finite_or_none
+from jhpo.results import COMPLETED, FAILED, Result, RunDirectory, Trial, clean_metrics
 from jhpo.searchers import Searcher
 from jhpo.space import Choice, Int, Ordinal, Space
-from jhpo.tuner import IDENTITY_KEYS, Optimizer, resume, run_meta, searcher_row_of
+from jhpo.tuner import IDENTITY_KEYS, Optimizer, fidelity_range, resume, run_meta, searcher_row_of
 
 POPULATION_FILE = "population.json"
 POPULATION_IDENTITY_KEYS = IDENTITY_KEYS + ("task", "steps", "population_size")
@@ -81,23 +82,53 @@ class _PopulationFile:
             self.path.unlink()
 
 
-def _member_trials(task: pop.Task, outcome: pop.PopulationResult, configs, rows, first_trial_id, seed, steps, start, end):
+TRAIN_LOSS = "train_loss"
+
+
+def task_metric_names(task: pop.Task) -> list[str]:
+    """The metrics a trial of ``task`` records: evaluate's (found by tracing, not
+    running, init and evaluate at the default hyperparameters) and the training loss."""
+    hp = {name: column[0] for name, column in pop.stack_hparams(task, [{}]).items()}
+    shapes = jax.eval_shape(lambda key: task.evaluate(task.init(key, hp), hp, task.data), jax.random.key(0))
+    return sorted([*shapes, TRAIN_LOSS])
+
+
+def _check_goal_metrics(task: pop.Task, goal: Goal) -> None:
+    available = task_metric_names(task)
+    for name in goal.metrics + goal.constraints:
+        if name not in available:
+            raise ValueError(f"metric {name!r} is not reported by task {task.name!r}; it reports {available}")
+
+
+def _member_outcome(goal: Goal, metrics: dict) -> tuple[Any, str, str | None, bool | None]:
+    """A trained member's (value record, status, error, feasible), as ``jhpo.tune`` records a trial."""
+    _, values, constraint_values = goal.read(metrics)
+    names = list(goal.metrics) + list(goal.constraints)
+    bad = [name for name, v in zip(names, values + constraint_values) if not math.isfinite(v)]
+    if bad:
+        nan = [math.nan] * len(values)
+        return goal.value_record(nan), FAILED, f"{', '.join(bad)} not finite", None
+    feasible = all(c > 0 for c in constraint_values) if goal.constraints else None
+    return goal.value_record(values), COMPLETED, None, feasible
+
+
+def _member_trials(goal: Goal, outcome: pop.PopulationResult, configs, rows, first_trial_id, seed, steps, start, end):
     tail = max(1, steps // 10)
     trials = []
     for index, config in enumerate(configs):
         losses = outcome.losses[index]
+        feasible = None
         if outcome.failed[index]:
             failed_step = int(outcome.failed_step[index])
             metrics = {"failed_step": failed_step}
-            value, status, resource = None, FAILED, failed_step
+            value, status, resource = goal.value_record([math.nan] * len(goal.metrics)), FAILED, failed_step
             error = f"training diverged: non-finite loss or parameters at step {failed_step}"
         else:
-            metrics = {name: float(values[index]) for name, values in outcome.metrics.items()}
+            metrics = {name: values[index].item() for name, values in outcome.metrics.items()}
             # The last tenth of the steps, averaged: one minibatch's loss is noisy.
-            metrics["train_loss"] = float(np.mean(losses[-tail:]))
-            value, status, resource, error = finite_or_none(metrics[task.metric]), COMPLETED, steps, None
-            if value is None:
-                status, error = FAILED, f"{task.metric} is not finite"
+            metrics[TRAIN_LOSS] = float(np.mean(losses[-tail:]))
+            value, status, error, feasible = _member_outcome(goal, metrics)
+            resource = steps
         trials.append(
             Trial(
                 trial_id=first_trial_id + index,
@@ -111,9 +142,20 @@ def _member_trials(task: pop.Task, outcome: pop.PopulationResult, configs, rows,
                 seed=seed,
                 row=np.asarray(rows[index]).tolist(),
                 resource=resource,
+                feasible=feasible,
             )
         )
     return trials
+
+
+def _scheduled_fidelity(scheduler, options, steps, searcher, searcher_options):
+    """The resource range a multi-fidelity searcher is told about, in steps: from the
+    first rung a rung scheduler judges to the full training. PBT has no rungs."""
+    if scheduler not in ("asha", "hyperband", "median"):
+        return None
+    interval = check_scheduler_options(scheduler, options, steps)
+    first_rung = interval * (options.get("grace_intervals", 1) if scheduler == "median" else 1)
+    return fidelity_range(searcher, searcher_options, first_rung, steps)
 
 
 def tune_population(
@@ -121,6 +163,9 @@ def tune_population(
     space: Space | Mapping[str, Any],
     *,
     searcher: str | Searcher = "random",
+    metric: str | Sequence[str] | None = None,
+    mode: str | Sequence[str] = "min",
+    constraints: Sequence[str] | None = None,
     population_size: int = 16,
     num_trials: int = 64,
     steps: int = 500,
@@ -136,7 +181,13 @@ def tune_population(
     scheduler_options: Mapping[str, Any] | None = None,
     max_member_steps: int | None = None,
 ) -> Result:
-    """Minimise ``task.metric`` over ``space``, ``population_size`` trials at a time.
+    """Optimise ``task``'s metric(s) over ``space``, ``population_size`` trials at a time.
+
+    ``metric``, ``mode`` and ``constraints`` are those of ``jhpo.tune``: the
+    name, or a list of names for several objectives (the answer is then
+    ``Result.pareto_front()``), of metrics the task's evaluation reports (or
+    ``"train_loss"``), default ``task.metric``; "min" or "max" for each; and
+    metrics that must be > 0 for a trial to be feasible.
 
     Every trial trains for ``steps`` steps; trial ``i`` uses the PRNG key
     ``fold_in(key(seed), i)``, so its result does not depend on which
@@ -162,8 +213,12 @@ def tune_population(
         raise ValueError(f"scheduler={scheduler!r} is not one of {list(SCHEDULERS)} or None")
     if scheduler is None and (scheduler_options or max_member_steps is not None):
         raise ValueError("scheduler_options and max_member_steps need a scheduler")
-    goal = Goal.from_arguments(task.metric, "min")
-    optimizer = Optimizer(space, searcher, seed=seed, mode="min", searcher_options=searcher_options)
+    goal = Goal.from_arguments(task.metric if metric is None else metric, mode, constraints,
+                               cost=(searcher_options or {}).get("cost_aware", False))
+    _check_goal_metrics(task, goal)
+    goal = goal._replace(fidelity=_scheduled_fidelity(scheduler, dict(scheduler_options or {}), steps,
+                                                      searcher, searcher_options))
+    optimizer = Optimizer.for_goal(space, searcher, goal, seed=seed, searcher_options=searcher_options)
     if max_batch_size is None:
         max_batch_size = largest_batch_size(optimizer.space)
     meta = run_meta(
@@ -184,8 +239,10 @@ def tune_population(
         meta = directory.start(meta, identity_keys=POPULATION_IDENTITY_KEYS)
     if scheduler is not None:
         stored = [] if directory is None else directory.load_trials(repair=True)
+        # The scheduled run reads a single objective from ``task.metric``; naming the
+        # goal's first metric there makes ``metric=`` apply to it too.
         result, _ = run_scheduled(
-            task, optimizer.space, optimizer, goal, scheduler=scheduler,
+            task._replace(metric=goal.metrics[0]), optimizer.space, optimizer, goal, scheduler=scheduler,
             options=dict(scheduler_options or {}), population_size=population_size,
             num_trials=num_trials, steps=steps, seed=seed,
             max_batch_size=max_batch_size or pop.next_power_of_two(int(task.defaults["batch_size"])),
@@ -229,7 +286,7 @@ def tune_population(
                 on_block=show_steps,
                 pad_to=population_size,
             )
-            trials = _member_trials(task, outcome, configs, rows, first_trial_id, seed, steps, start, time.time())
+            trials = _member_trials(goal, outcome, configs, rows, first_trial_id, seed, steps, start, time.time())
             recorded = {trial.trial_id for trial in result.trials}
             new = [(row, trial) for row, trial in zip(rows, trials) if trial.trial_id not in recorded]
             if new:

@@ -45,7 +45,8 @@ class Optimizer:
 
     ``mode`` is "min" or "max", or a list of them for several objectives (then each value
     told is a list); ``num_constraints`` constraint values (feasible when > 0) may be told
-    beside the values. The key of each ask is derived from the number of trials asked
+    beside the values. ``fidelity=(min_resource, max_resource)`` makes the ``bo`` searcher
+    multi-fidelity: each result is told with the resource it was reached at. The key of each ask is derived from the number of trials asked
     before it, so a run rebuilt from its records (tell the finished trials, then ask)
     continues the sequence an uninterrupted run would have produced.
     """
@@ -59,24 +60,46 @@ class Optimizer:
         mode: str | Sequence[str] = "min",
         num_constraints: int = 0,
         searcher_options: Mapping[str, Any] | None = None,
+        fidelity: tuple[float, float] | None = None,
     ):
-        self.space = space if isinstance(space, Space) else Space(space)
         modes = list(mode) if isinstance(mode, (list, tuple)) else [mode]
-        options = dict(searcher_options or {})
-        self.goal = Goal.from_arguments(
+        goal = Goal.from_arguments(
             [f"objective_{i}" for i in range(len(modes))] if len(modes) > 1 else None,
             modes, [f"constraint_{i}" for i in range(num_constraints)],
-            cost=options.get("cost_aware", False))
+            cost=(searcher_options or {}).get("cost_aware", False), fidelity=fidelity)
+        self._start(space, searcher, goal, seed, searcher_options)
+
+    @classmethod
+    def for_goal(cls, space: Space | Mapping[str, Any], searcher: str | Searcher, goal: Goal, *,
+                 seed: int = 0, searcher_options: Mapping[str, Any] | None = None) -> Optimizer:
+        """An optimizer for a run's ``goal``, whose metric and constraint names it keeps
+        (``tune`` and ``tune_population`` read recorded trials through them)."""
+        optimizer = cls.__new__(cls)
+        optimizer._start(space, searcher, goal, seed, searcher_options)
+        return optimizer
+
+    def _start(self, space, searcher, goal: Goal, seed, searcher_options) -> None:
+        self.space = space if isinstance(space, Space) else Space(space)
+        self.goal = goal
         if not isinstance(seed, numbers.Integral):
             raise TypeError(f"seed={seed!r} must be an integer")
         self.seed = int(seed)
         if isinstance(searcher, Searcher):
             self.searcher = searcher
         else:
-            if len(modes) > 1:
-                options["num_objectives"] = len(modes)
-            if num_constraints:
-                options["num_constraints"] = num_constraints
+            options = dict(searcher_options or {})
+            if goal.is_multiobjective:
+                options["num_objectives"] = len(goal.metrics)
+            if goal.constraints:
+                options["num_constraints"] = len(goal.constraints)
+            if goal.fidelity is not None:
+                if searcher != "bo":
+                    raise ValueError(f"fidelity={goal.fidelity!r} needs searcher='bo', the one "
+                                     f"multi-fidelity searcher, not {searcher!r}")
+                options["multi_fidelity"] = True
+            elif options.get("multi_fidelity"):
+                raise ValueError("multi_fidelity=True needs the resource range: a rung scheduler "
+                                 "(tune, tune_population) or Optimizer(fidelity=...)")
             self.searcher = searchers_module.make(searcher, self.space, **options)
         init_key, self._ask_key = jax.random.split(jax.random.key(self.seed))
         self.state = self.searcher.init(init_key)
@@ -104,13 +127,15 @@ class Optimizer:
         return self.ask_rows(n)[1]
 
     def tell(self, configs: Sequence[Mapping], values: Sequence, constraints: Sequence | None = None,
-             costs: Sequence[float] | None = None) -> None:
+             costs: Sequence[float] | None = None, resources: Sequence[float] | None = None) -> None:
         """Results for ``configs`` (asked before, or any valid configurations).
 
         ``values`` holds one metric value per configuration in the optimizer's mode (a
         list of values with several objectives); None, NaN or inf mark a failed trial.
         ``constraints`` holds one list of constraint values per configuration, and
-        ``costs`` (for a cost-aware searcher) the seconds each evaluation took.
+        ``costs`` (for a cost-aware searcher) the seconds each evaluation took, and
+        ``resources`` (with ``fidelity``) the resource each value was reached at; a value
+        told without one counts as reached at the full resource.
         """
         configs, values = list(configs), list(values)
         if len(configs) != len(values):
@@ -124,9 +149,12 @@ class Optimizer:
         if self.goal.cost and costs is None:
             raise ValueError("a cost-aware searcher needs costs= (seconds per evaluation)")
         costs = [None] * len(configs) if costs is None else list(costs)
+        resources = [None] * len(configs) if resources is None else list(resources)
+        if len(costs) != len(configs) or len(resources) != len(configs):
+            raise ValueError("tell needs one cost and one resource per config when given")
         rows = [self._row_for(config) for config in configs]
-        told = [self.goal.searcher_row(self._objective_values(v), c, t)
-                for v, c, t in zip(values, constraints, costs)]
+        told = [self.goal.searcher_row(self._objective_values(v), c, t, r)
+                for v, c, t, r in zip(values, constraints, costs, resources)]
         self.tell_rows(jnp.stack(rows) if rows else jnp.zeros((0, self.space.dim)), told)
 
     def _objective_values(self, value) -> list[float] | None:
@@ -278,14 +306,26 @@ def run_trial(objective: Callable, config: dict, goal: Goal,
     }
 
 
+def fidelity_range(searcher, searcher_options: Mapping[str, Any] | None, min_resource: float,
+                   max_resource: float) -> tuple[float, float] | None:
+    """The goal's ``fidelity`` under a rung scheduler: the ``bo`` searcher learns from every
+    rung unless ``searcher_options`` say ``multi_fidelity=False``; other searchers don't model,
+    and a single rung has nothing to tell apart."""
+    wanted = (searcher_options or {}).get("multi_fidelity", True)
+    if searcher != "bo" or not wanted or not 0 < min_resource < max_resource:
+        return None
+    return (float(min_resource), float(max_resource))
+
+
 def searcher_row_of(goal: Goal, trial: Trial) -> np.ndarray:
     """What the searcher is told about a recorded trial."""
     if trial.status == FAILED or trial.value is None:
-        return goal.searcher_row(None, None, trial.duration)
+        return goal.searcher_row(None, None, trial.duration, trial.resource)
     values = trial.value if goal.is_multiobjective else [trial.value]
     values = [np.nan if v is None else v for v in values]
     constraints = [trial.metrics.get(c) for c in goal.constraints]
-    return goal.searcher_row(values, [np.nan if c is None else c for c in constraints], trial.duration)
+    return goal.searcher_row(values, [np.nan if c is None else c for c in constraints],
+                             trial.duration, trial.resource)
 
 
 def run_meta(space: Space, searcher: str | Searcher, goal: Goal, seed: int, **extra) -> dict:
@@ -379,9 +419,11 @@ def tune(
         raise ValueError(f"max_wallclock_s={max_wallclock_s!r} must be positive")
     goal = Goal.from_arguments(metric, mode, constraints,
                                cost=(searcher_options or {}).get("cost_aware", False))
-    optimizer = Optimizer(space, searcher, seed=seed, mode=list(goal.modes),
-                          num_constraints=len(goal.constraints), searcher_options=searcher_options)
     scheduling = _scheduling(scheduler, scheduler_options, objective, seed, goal)
+    if scheduling is not None:
+        levels = scheduling.scheduler.levels
+        goal = goal._replace(fidelity=fidelity_range(searcher, searcher_options, levels[0], levels[-1]))
+    optimizer = Optimizer.for_goal(space, searcher, goal, seed=seed, searcher_options=searcher_options)
     meta = run_meta(optimizer.space, searcher, goal, seed,
                     searcher_options=dict(searcher_options or {}),
                     scheduler=None if scheduling is None else scheduling.scheduler.name,

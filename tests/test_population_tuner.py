@@ -1,5 +1,6 @@
 import json
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -8,6 +9,7 @@ from jhpo import population as pop
 from jhpo import population_tuner
 from jhpo.population_tuner import POPULATION_FILE, largest_batch_size, tune_population
 from jhpo.results import load_run
+from jhpo.tuner import Optimizer
 from tests.test_population import TASK
 
 SPACE = {
@@ -18,9 +20,9 @@ SPACE = {
 STEPS = 8
 
 
-def _tune(run_dir=None, num_trials=6, space=SPACE, **options):
+def _tune(run_dir=None, num_trials=6, space=SPACE, task=TASK, **options):
     return tune_population(
-        TASK, space, population_size=4, num_trials=num_trials, steps=STEPS, seed=3, run_dir=run_dir, progress=False, **options
+        task, space, population_size=4, num_trials=num_trials, steps=STEPS, seed=3, run_dir=run_dir, progress=False, **options
     )
 
 
@@ -122,3 +124,75 @@ def test_largest_batch_size_comes_from_the_space():
     assert largest_batch_size(jhpo.Space({"batch_size": jhpo.choice([16, 48])})) == 64
     assert largest_batch_size(jhpo.Space({"learning_rate": jhpo.uniform(0, 1)})) is None
     assert np.isscalar(largest_batch_size(jhpo.Space(SPACE)))
+
+
+def _evaluate_more(state, hp, data):
+    """The regression task's metrics plus a second objective and a constraint."""
+    metrics = TASK.evaluate(state, hp, data)
+    return {**metrics, "weight_norm": jnp.sum(state["w"] ** 2), "margin": 0.5 - metrics["val_error"]}
+
+
+RICH_TASK = TASK._replace(evaluate=_evaluate_more, name="regression_rich")
+
+
+@pytest.fixture
+def told(monkeypatch):
+    """Every (goal modes, rows of numbers) the searcher is told during a run."""
+    calls = []
+    real_tell_rows = Optimizer.tell_rows
+
+    def recording(self, rows, values):
+        calls.append((self.goal.modes, len(self.goal.constraints), np.stack(values)))
+        return real_tell_rows(self, rows, values)
+
+    monkeypatch.setattr(Optimizer, "tell_rows", recording)
+    return calls
+
+
+def test_several_objectives_give_a_pareto_front(tmp_path, told):
+    result = tune_population(
+        RICH_TASK, SPACE, metric=["val_error", "weight_norm"], mode=["min", "max"], population_size=4,
+        num_trials=8, steps=STEPS, seed=3, run_dir=tmp_path / "run", progress=False,
+    )
+    trials = sorted(result.trials, key=lambda t: t.trial_id)
+    values = np.array([t.value for t in trials])
+    np.testing.assert_allclose(values, [[t.metrics["val_error"], t.metrics["weight_norm"]] for t in trials])
+    # Brute force: a trial is on the front when no other is at least as good in both
+    # objectives (error down, norm up) and better in one.
+    signed = values * [1, -1]
+    dominated = [any(np.all(o <= v) and np.any(o < v) for o in signed) for v in signed]
+    assert [t.trial_id for t in result.pareto_front()] == [t.trial_id for t, d in zip(trials, dominated) if not d]
+    assert 0 < len(result.pareto_front()) < len(trials)
+    # The searcher has two objectives and is told them signed to be minimised, in trial order.
+    assert all(modes == ("min", "max") for modes, _, _ in told)
+    np.testing.assert_allclose(np.concatenate([rows for _, _, rows in told]), signed, rtol=1e-6)
+    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
+    assert (meta["metric"], meta["mode"]) == (["val_error", "weight_norm"], ["min", "max"])
+    assert load_run(tmp_path / "run").pareto_front() == result.pareto_front()
+
+
+def test_constraints_decide_feasibility(told):
+    result = _tune(num_trials=8, metric="val_error", constraints=["margin"], task=RICH_TASK)
+    feasible = [t.metrics["margin"] > 0 for t in result.trials]
+    assert [t.feasible for t in result.trials] == feasible
+    assert any(feasible) and not all(feasible)
+    assert result.best.feasible and result.best.value == min(t.value for t in result.trials if t.feasible)
+    # Told per trial: the objective, then the constraint value as reported.
+    rows = np.concatenate([rows for _, _, rows in told])
+    np.testing.assert_allclose(rows, [[t.value, t.metrics["margin"]] for t in result.trials], rtol=1e-6)
+    assert all(count == 1 for _, count, _ in told)
+
+
+def test_maximising_a_metric():
+    result = _tune(metric="weight_norm", mode="max", task=RICH_TASK)
+    assert all(t.value == t.metrics["weight_norm"] for t in result.trials)
+    assert result.best.value == max(t.value for t in result.trials)
+
+
+def test_unknown_metric_names_the_available_ones():
+    with pytest.raises(ValueError, match=r"'latency'.*\['margin', 'train_loss', 'val_error', 'weight_norm'\]"):
+        _tune(metric=["val_error", "latency"], task=RICH_TASK)
+    with pytest.raises(ValueError, match="'memory'"):
+        _tune(constraints=["memory"], task=RICH_TASK)
+    with pytest.raises(ValueError, match="mode"):
+        _tune(metric=["val_error", "weight_norm"], mode=["min"], task=RICH_TASK)

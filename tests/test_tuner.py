@@ -167,3 +167,31 @@ def test_anytime_is_the_running_best_over_elapsed_time():
     assert np.all(np.diff(best) <= 0)
     assert best[-1] == result.best.value
     assert math.isclose(best[0], result.trials[0].value)
+
+
+def recording_random_searcher(space, told):
+    """The random searcher, keeping every block of values it is told in ``told``."""
+    from jhpo.searchers import make
+
+    inner = make("random", jhpo.Space(space), num_constraints=1)
+
+    def tell(state, rows, values):
+        told.append(np.asarray(values))
+        return inner.tell(state, rows, values)
+
+    return jhpo.searchers.Searcher(inner.init, inner.ask, tell)
+
+
+def test_resume_tells_the_searcher_the_recorded_constraint_values(tmp_path):
+    def objective(config):
+        return {"loss": bowl(config), "margin": config["x"]}
+
+    told = []
+    first = jhpo.tune(objective, SPACE, searcher=recording_random_searcher(SPACE, told), metric="loss",
+                      constraints=["margin"], num_trials=4, run_dir=tmp_path, progress=False)
+    told.clear()
+    jhpo.tune(objective, SPACE, searcher=recording_random_searcher(SPACE, told), metric="loss",
+              constraints=["margin"], num_trials=5, run_dir=tmp_path, progress=False)
+    replayed = told[0]  # the four recorded trials, told in one block on resume
+    np.testing.assert_allclose(replayed[:, 1], [t.metrics["margin"] for t in first.trials], rtol=1e-6)
+    np.testing.assert_allclose(replayed[:, 0], [t.value for t in first.trials], rtol=1e-6)

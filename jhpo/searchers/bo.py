@@ -51,7 +51,19 @@ its own GP, all fitted together in one ``vmap``:
   nothing feasible has been observed the acquisition is the log probability of
   feasibility alone (search for feasibility first);
 - ``cost_aware`` models the log of the cost and subtracts its posterior mean: LogEI
-  minus log cost is log(EI per unit cost), so cheap promising rows come first.
+  minus log cost is log(EI per unit cost), so cheap promising rows come first;
+- ``multi_fidelity`` (with a rung scheduler: ASHA, Hyperband, median stopping): every
+  trial is told at the resource it stopped at, and that fidelity (log resource scaled to
+  [0, 1] between the first and last rung) is one more input column of every GP, with its
+  own ARD length scale. One joint GP over configuration and resource, rather than one
+  model per rung as in BOHB: a stopped trial's low-rung value informs the prediction at
+  full resource through the learned length scale, so the model is usable after a handful
+  of trials instead of waiting for enough trials to reach a high rung, and the fitted
+  length scale says how far low rungs can be trusted, where a per-rung model must guess
+  when to switch rungs. The acquisition scores rows at fidelity 1, and the incumbent is
+  the lowest posterior mean at fidelity 1 over the observed configurations (few of
+  which were trained fully). Configurations observed at any rung are never proposed
+  again.
 Failed trials count as the worst value of each output: the largest objective, the
 smallest constraint value (the most infeasible) and the largest cost. Pending rows
 enter only the objective's model (the liar); constraints and cost are what they are.
@@ -75,7 +87,7 @@ import jax.numpy as jnp
 
 from jhpo import acquisition as acq
 from jhpo import gp
-from jhpo.searchers.base import Buffer, Searcher, append, record_told
+from jhpo.searchers.base import Buffer, Searcher, append, empty_buffer, record_told
 from jhpo.searchers.random import QuasiRandomState, quasirandom
 from jhpo.space import Space
 
@@ -106,11 +118,18 @@ class ProposeConfig(NamedTuple):
 
 
 class Outputs(NamedTuple):
-    """What is told per trial (see ``jhpo.goal``): objectives, constraints, cost."""
+    """What is told per trial (see ``jhpo.goal``): objectives, constraints, cost, fidelity."""
 
     num_objectives: int = 1
     num_constraints: int = 0
     cost_aware: bool = False
+    multi_fidelity: bool = False
+
+    @property
+    def told(self) -> int:
+        """Numbers told per trial."""
+        return (self.num_objectives + self.num_constraints + int(self.cost_aware)
+                + int(self.multi_fidelity))
 
     @property
     def modelled(self) -> int:
@@ -156,6 +175,7 @@ def make_config(
     num_objectives: int = 1,
     num_constraints: int = 0,
     cost_aware: bool = False,
+    multi_fidelity: bool = False,
 ) -> BOConfig:
     """Check the options of ``bo`` and gather them; see ``bo`` for their meaning."""
     if num_initial is None:
@@ -179,6 +199,8 @@ def make_config(
     _check_count("num_constraints", num_constraints, 0)
     if not isinstance(cost_aware, bool):
         raise ValueError(f"cost_aware={cost_aware!r} must be True or False")
+    if not isinstance(multi_fidelity, bool):
+        raise ValueError(f"multi_fidelity={multi_fidelity!r} must be True or False")
     if acquisition == "ucb" and (num_constraints or cost_aware):
         raise ValueError(
             f"acquisition={acquisition!r} cannot be combined with constraints or cost_aware: "
@@ -205,7 +227,7 @@ def make_config(
                 learning_rate=float(ascent_learning_rate),
             ),
         ),
-        outputs=Outputs(int(num_objectives), int(num_constraints), cost_aware),
+        outputs=Outputs(int(num_objectives), int(num_constraints), cost_aware, multi_fidelity),
     )
 
 
@@ -237,6 +259,10 @@ def bo(space: Space, **options) -> Searcher:
     num_objectives (1), num_constraints (0), cost_aware (False): the values told
         per trial, laid out as in ``jhpo.goal``; see the module notes for how
         several objectives, constraints and costs steer the search.
+    multi_fidelity (False): each told row ends with the trial's fidelity in [0, 1]
+        (``jhpo.goal.Goal.fidelity_of``); the GPs take it as one more input and the
+        acquisition looks at fidelity 1. ``jhpo.tune`` and ``jhpo.tune_population`` turn
+        it on for ``searcher="bo"`` with a rung scheduler.
     """
     if not isinstance(space, Space):
         space = Space(space)
@@ -244,18 +270,19 @@ def bo(space: Space, **options) -> Searcher:
         raise ValueError("bo needs a space with at least one tunable parameter")
     config = make_config(space, **options)
     outputs = config.outputs
-    initial = quasirandom(space, **outputs._asdict())
+    initial = quasirandom(space)
     single = outputs == Outputs()
     fit_update = update_fit if single else update_output_fits
     proposer = propose if single else propose_for_outputs
 
     def init(key: jax.Array) -> BOState:
         start = initial.init(key)
-        params = gp.default_params(space.dim)
+        observed = empty_buffer(space.dim, outputs=outputs.told)
+        params = gp.default_params(space.dim + int(outputs.multi_fidelity))
         if not single:
             params = jax.tree.map(lambda p: jnp.broadcast_to(p, (outputs.modelled,) + p.shape),
                                   params)
-        return BOState(start.observed, start.pending, start.permutations, params,
+        return BOState(observed, start.pending, start.permutations, params,
                        jnp.zeros((), jnp.int32))
 
     def ask(state: BOState, key: jax.Array, n: int) -> tuple[jax.Array, BOState]:
@@ -481,6 +508,19 @@ def _impute_column(values: jax.Array, mask: jax.Array, worst_is_largest: bool) -
     return jnp.where(mask & ~finite, worst, jnp.where(mask, values, 0.0))
 
 
+def _model_inputs(outputs: Outputs, x: jax.Array, fidelity: jax.Array) -> jax.Array:
+    """GP inputs in float64: the rows, with their fidelity as a last column when modelled."""
+    x = x.astype(jnp.float64)
+    if not outputs.multi_fidelity:
+        return x
+    return jnp.concatenate([x, jnp.broadcast_to(fidelity, x.shape[:1]).astype(jnp.float64)[:, None]],
+                           axis=1)
+
+
+def _observed_inputs(outputs: Outputs, observed: Buffer) -> jax.Array:
+    return _model_inputs(outputs, observed.x, observed.y[:, -1] if outputs.multi_fidelity else 1.0)
+
+
 def _output_targets(outputs: Outputs, observed: Buffer, weights: jax.Array) -> jax.Array:
     """The (capacity, modelled) values the GPs model, before standardisation: the
     scalarised objective, each constraint, then the log cost."""
@@ -518,7 +558,7 @@ def _fit_outputs_kernel(config: FitConfig, outputs: Outputs, observed: Buffer, w
                         warm: gp.GPParams, key, restart: jax.Array) -> gp.GPParams:
     """``_fit_kernel`` for every modelled output, in one ``vmap`` over their GPs."""
     targets, _, _ = _standardised_outputs(outputs, observed, weights)
-    x = observed.x.astype(jnp.float64)
+    x = _observed_inputs(outputs, observed)
 
     def fit_one(y, warm_one):
         return _fit_standardised(config, x, y, observed.mask, warm_one, key, restart)
@@ -531,12 +571,15 @@ def _propose_outputs_kernel(space: Space, config: ProposeConfig, outputs: Output
                             params: gp.GPParams, observed: Buffer, pending: Buffer,
                             weights: jax.Array, key):
     """The best fresh row under LogEI of the (scalarised) objective, plus the log
-    probability of feasibility, minus the expected log cost."""
+    probability of feasibility, minus the expected log cost, all at fidelity 1."""
     targets, offsets, scales = _standardised_outputs(outputs, observed, weights)
     objective = targets[:, 0]
     lie = jnp.max(jnp.where(observed.mask, objective, -jnp.inf))
     x_all = jnp.concatenate([observed.x, pending.x]).astype(jnp.float64)
     mask_all = jnp.concatenate([observed.mask, pending.mask])
+    # Pending trials will be trained in full, so their lie stands at fidelity 1.
+    x_model = jnp.concatenate([_observed_inputs(outputs, observed),
+                               _model_inputs(outputs, pending.x, 1.0)])
     # Pending rows join the objective's data with the lie; the other GPs ignore them.
     pending_values = jnp.zeros((pending.capacity, outputs.modelled)).at[:, 0].set(lie)
     y_all = jnp.concatenate([targets, pending_values])
@@ -544,18 +587,23 @@ def _propose_outputs_kernel(space: Space, config: ProposeConfig, outputs: Output
     masks = jnp.concatenate([jnp.broadcast_to(observed.mask, (outputs.modelled, observed.capacity)),
                              pending.mask[None, :] & pending_in_model], axis=1)
     params64 = jax.tree.map(lambda p: p.astype(jnp.float64), params)
-    posteriors = jax.vmap(gp.posterior, in_axes=(0, None, 1, 0))(params64, x_all, y_all, masks)
+    posteriors = jax.vmap(gp.posterior, in_axes=(0, None, 1, 0))(params64, x_model, y_all, masks)
+
+    def predict_full(rows):
+        return jax.vmap(gp.predict, in_axes=(0, None))(posteriors, _model_inputs(outputs, rows, 1.0))
 
     feasible = _feasible_rows(outputs, observed)
     any_feasible = feasible.any()
-    incumbent = jnp.where(any_feasible, jnp.min(jnp.where(feasible, objective, jnp.inf)), 0.0)
+    # With several fidelities the observed values are not comparable at fidelity 1;
+    # the model's prediction there is.
+    reference = predict_full(observed.x)[0][0] if outputs.multi_fidelity else objective
+    incumbent = jnp.where(any_feasible, jnp.min(jnp.where(feasible, reference, jnp.inf)), 0.0)
     c = outputs.num_constraints
     # c_i > 0 in reported units is c_i > -offset / scale in the GP's standardised units.
     thresholds = (-offsets[1:1 + c] / scales[1:1 + c])[:, None]
 
     def score(rows):
-        rows = rows.astype(jnp.float64)
-        means, variances = jax.vmap(gp.predict, in_axes=(0, None))(posteriors, rows)
+        means, variances = predict_full(rows)
         if config.acquisition == "ucb":
             value = acq.upper_confidence_bound(means[0], variances[0], config.ucb_beta)
         else:

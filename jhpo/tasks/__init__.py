@@ -33,6 +33,11 @@ def make(
     ``data`` skips loading (useful to share one loaded dataset between tasks);
     ``seed`` fixes the train / validation split; ``resnet_stages`` other than
     ResNet-18's (2, 2, 2, 2) give shallower or deeper variants (tests use (1, 1)).
+
+    Every task reports ``num_params`` beside the validation metrics. The CNN
+    also reads the hyperparameter ``width_multiplier`` (default 1.0, in
+    (0, 1]): the fraction of ``cnn_widths`` channels each layer uses, so its
+    ``num_params`` varies per member and can be a second objective.
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset={dataset!r} must be one of {DATASETS}")
@@ -40,11 +45,20 @@ def make(
         raise ValueError(f"model={model!r} must be one of {MODELS}")
     if data is None:
         data = load_digits(seed=seed) if dataset == "digits" else load_cifar10(data_dir=data_dir, seed=seed)
+    name = f"{dataset}_{model}"
     if model == "cnn":
         network = SmallCNN(num_classes=data.num_classes, widths=tuple(cnn_widths), conv_impl=conv_impl)
-    else:
-        network = ResNet(tuple(resnet_stages), num_classes=data.num_classes, width=resnet_width, conv_impl=conv_impl)
-    return image_classification(network, data, eval_batch_size=eval_batch_size, name=f"{dataset}_{model}")
+        return image_classification(
+            network,
+            data,
+            defaults={**CHAPTER_DEFAULTS, "width_multiplier": 1.0},
+            eval_batch_size=eval_batch_size,
+            name=name,
+            model_hparams=("width_multiplier",),
+            count_params=lambda hp: network.num_params(data.image_shape[-1], hp["width_multiplier"]),
+        )
+    network = ResNet(tuple(resnet_stages), num_classes=data.num_classes, width=resnet_width, conv_impl=conv_impl)
+    return image_classification(network, data, eval_batch_size=eval_batch_size, name=name)
 
 
 def digits_cnn(**options):

@@ -9,7 +9,7 @@ All four are traced arrays, so members with different values share one program.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -63,18 +63,27 @@ def image_classification(
     defaults: Mapping[str, float | int] = CHAPTER_DEFAULTS,
     eval_batch_size: int = 500,
     name: str = "image_classification",
+    model_hparams: Sequence[str] = (),
+    count_params: Callable[[Mapping[str, Array]], Array] | None = None,
 ) -> Task:
     """A ``Task`` training ``model`` on ``data`` with masked cross-entropy and ``sgd``.
 
     evaluate reports ``val_error`` (the tuned metric), ``val_loss`` and
     ``val_accuracy`` on the whole validation split, ``eval_batch_size``
-    images at a time per member.
+    images at a time per member, and ``num_params``, the size of the member's
+    network: ``count_params(hp)`` when given (for architectures that vary with
+    the hyperparameters), else the number of entries in the parameters.
+    ``model_hparams`` names hyperparameters passed to ``model.apply`` as
+    keyword arguments (such as the CNN's ``width_multiplier``).
     """
     if eval_batch_size < 1:
         raise ValueError(f"eval_batch_size={eval_batch_size} must be at least 1")
-    missing = sorted({"learning_rate", "momentum", "weight_decay", "batch_size"} - set(defaults))
+    missing = sorted(({"learning_rate", "momentum", "weight_decay", "batch_size"} | set(model_hparams)) - set(defaults))
     if missing:
         raise ValueError(f"defaults lacks {missing}: every hyperparameter the optimizer reads needs a default")
+
+    def architecture(hp):
+        return {name: hp[name] for name in model_hparams}
 
     def init(key, hp):
         sample = jnp.zeros((1, *data.image_shape), jnp.float32)
@@ -87,7 +96,9 @@ def image_classification(
 
         def loss_fn(params):
             variables = {"params": params, **state["model_state"]}
-            logits, model_state = model.apply(variables, batch["image"], train=True, mask=batch["mask"], mutable=mutable)
+            logits, model_state = model.apply(
+                variables, batch["image"], train=True, mask=batch["mask"], mutable=mutable, **architecture(hp)
+            )
             losses = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
             return masked_mean(losses, batch["mask"]), (model_state, logits)
 
@@ -98,13 +109,12 @@ def image_classification(
         return new_state, {"loss": loss, "accuracy": accuracy}
 
     def evaluate(state, hp, data):
-        del hp
         images, labels, mask = _chunked_validation(data, eval_batch_size)
         variables = {"params": state["params"], **state["model_state"]}
 
         def chunk_sums(chunk):
             chunk_images, chunk_labels, chunk_mask = chunk
-            logits = model.apply(variables, normalise(data, chunk_images), train=False)
+            logits = model.apply(variables, normalise(data, chunk_images), train=False, **architecture(hp))
             losses = optax.softmax_cross_entropy_with_integer_labels(logits, chunk_labels)
             correct = jnp.argmax(logits, -1) == chunk_labels
             return jnp.sum(jnp.where(chunk_mask, losses, 0.0)), jnp.sum(correct & chunk_mask)
@@ -112,7 +122,16 @@ def image_classification(
         loss_sums, correct_sums = jax.lax.map(chunk_sums, (images, labels, mask))
         count = data.val_images.shape[0]
         accuracy = jnp.sum(correct_sums) / count
-        return {"val_error": 1.0 - accuracy, "val_loss": jnp.sum(loss_sums) / count, "val_accuracy": accuracy}
+        if count_params is None:
+            num_params = sum(leaf.size for leaf in jax.tree.leaves(state["params"]))
+        else:
+            num_params = count_params(hp)
+        return {
+            "val_error": 1.0 - accuracy,
+            "val_loss": jnp.sum(loss_sums) / count,
+            "val_accuracy": accuracy,
+            "num_params": jnp.asarray(num_params, jnp.int32),
+        }
 
     return Task(
         init=init,

@@ -41,6 +41,29 @@ class ImageData(NamedTuple):
     def image_shape(self) -> tuple[int, ...]:
         return tuple(self.train_images.shape[1:])
 
+    @property
+    def num_train(self) -> int:
+        return int(self.train_images.shape[0])
+
+    def fold(self, train_index, val_index) -> ImageData:
+        """One fold of cross-validation: train on ``train_images[train_index]`` and
+        validate on ``train_images[val_index]`` (the validation split is not used).
+
+        The normalisation statistics come from the fold's training part, as
+        ``from_arrays`` takes them from the training split.
+        """
+        images = np.asarray(self.train_images)
+        labels = np.asarray(self.train_labels)
+        mean, std = _channel_statistics(images[train_index])
+        return self._replace(
+            train_images=jnp.asarray(images[train_index]),
+            train_labels=jnp.asarray(labels[train_index]),
+            val_images=jnp.asarray(images[val_index]),
+            val_labels=jnp.asarray(labels[val_index]),
+            mean=jnp.asarray(mean, jnp.float32),
+            std=jnp.asarray(std, jnp.float32),
+        )
+
 
 # ``num_classes`` and ``augment`` are static: they shape the program, so they
 # travel as pytree metadata rather than as traced leaves.
@@ -56,6 +79,12 @@ def _split_indices(num_examples: int, num_val: int, seed: int) -> tuple[np.ndarr
         raise ValueError(f"validation size {num_val} must be between 1 and {num_examples - 1}")
     order = np.random.default_rng(seed).permutation(num_examples)
     return np.sort(order[num_val:]), np.sort(order[:num_val])
+
+
+def _channel_statistics(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation of (N, H, W, C) images, in float64."""
+    images = images.astype(np.float64)
+    return images.mean(axis=(0, 1, 2)), np.maximum(images.std(axis=(0, 1, 2)), 1e-6)
 
 
 def from_arrays(
@@ -79,9 +108,7 @@ def from_arrays(
     if len(labels) != len(images):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     train, val = _split_indices(len(images), num_val, seed)
-    train_float = images[train].astype(np.float64)
-    mean = train_float.mean(axis=(0, 1, 2))
-    std = np.maximum(train_float.std(axis=(0, 1, 2)), 1e-6)
+    mean, std = _channel_statistics(images[train])
     return ImageData(
         train_images=jnp.asarray(images[train]),
         train_labels=jnp.asarray(labels[train]),

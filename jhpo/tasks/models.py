@@ -11,16 +11,34 @@ from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from jhpo import nn as jnn
 
 Array = jax.Array
 
 
+SMALL_CNN_KERNEL = (3, 3)
+
+
+def active_channels(width: int, width_multiplier: Array) -> Array:
+    """How many of a layer's ``width`` channels a member with ``width_multiplier`` in (0, 1] uses.
+
+    ``ceil(width_multiplier * width)``, at least one. The small margin keeps a
+    float32 product such as 0.3 * 10 = 3.0000002 from rounding up to 4.
+    """
+    return jnp.clip(jnp.ceil(width_multiplier * width - 1e-4), 1, width).astype(jnp.int32)
+
+
 class SmallCNN(nn.Module):
     """Three 3x3 convolutions (the last two with stride 2), global average pool, linear head.
 
     No normalisation layer, so the mask is not needed in the forward pass.
+    ``width_multiplier`` (a traced scalar in (0, 1]) keeps only the first
+    ``active_channels`` channels of each layer: the others are zeroed, so
+    their weights receive no gradient and feed nothing. A member thus trains
+    a narrower network inside the full-width arrays that every member of a
+    population shares, and members of different widths share one program.
     """
 
     num_classes: int = 10
@@ -28,12 +46,27 @@ class SmallCNN(nn.Module):
     conv_impl: str | None = None
 
     @nn.compact
-    def __call__(self, x: Array, *, train: bool, mask: Array | None = None) -> Array:
+    def __call__(
+        self, x: Array, *, train: bool, mask: Array | None = None, width_multiplier: Array | None = None
+    ) -> Array:
         del train, mask
         for index, width in enumerate(self.widths):
             strides = (1, 1) if index == 0 else (2, 2)
-            x = jax.nn.relu(jnn.Conv(width, strides=strides, impl=self.conv_impl)(x))
+            x = jax.nn.relu(jnn.Conv(width, SMALL_CNN_KERNEL, strides=strides, impl=self.conv_impl)(x))
+            if width_multiplier is not None:
+                x = x * (jnp.arange(width) < active_channels(width, width_multiplier)).astype(x.dtype)
         return nn.Dense(self.num_classes)(jnn.global_average_pool(x))
+
+    def num_params(self, in_channels: int, width_multiplier: Array = 1.0) -> Array:
+        """Weights and biases of the network a member with ``width_multiplier`` trains (int32)."""
+        kernel_area = SMALL_CNN_KERNEL[0] * SMALL_CNN_KERNEL[1]
+        previous = jnp.int32(in_channels)
+        total = jnp.int32(0)
+        for width in self.widths:
+            channels = active_channels(width, jnp.asarray(width_multiplier, jnp.float32))
+            total = total + (kernel_area * previous + 1) * channels
+            previous = channels
+        return total + (previous + 1) * self.num_classes
 
 
 class BasicBlock(nn.Module):

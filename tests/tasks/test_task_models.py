@@ -15,14 +15,18 @@ def test_digits_cnn_learns_with_per_member_hyperparameters():
     task = tasks.digits_cnn(cnn_widths=(8, 16))
     configs = [
         {"learning_rate": 0.05, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": 32},
-        {"learning_rate": 1e-5, "momentum": 0.0, "weight_decay": 1e-9, "batch_size": 8},
+        {"learning_rate": 1e-5, "momentum": 0.0, "weight_decay": 1e-9, "batch_size": 8, "width_multiplier": 0.5},
     ]
     result = pop.train_configs(task, configs, pop.member_seeds(0, 2), 150)
     error = result.metrics["val_error"]
-    assert set(result.metrics) == {"val_error", "val_loss", "val_accuracy"}
+    assert set(result.metrics) == {"val_error", "val_loss", "val_accuracy", "num_params"}
     # A sensible configuration learns the digits; a learning rate of 1e-5 barely moves.
     assert error[0] < 0.3 and error[1] > 0.7
     np.testing.assert_allclose(result.metrics["val_accuracy"], 1 - error, atol=1e-6)
+    # Each member's own network size: the default full width, and half the channels.
+    full = (9 * 1 + 1) * 8 + (9 * 8 + 1) * 16 + (16 + 1) * 10
+    half = (9 * 1 + 1) * 4 + (9 * 4 + 1) * 8 + (8 + 1) * 10
+    np.testing.assert_array_equal(result.metrics["num_params"], [full, half])
 
 
 def test_task_hyperparameter_names_are_checked():
@@ -62,3 +66,25 @@ def test_resnet_population_on_mocked_cifar10():
     # Batch statistics were updated in training (they start at zero mean, unit variance).
     stem_stats = result.states["model_state"]["batch_stats"]["MaskedBatchNorm_0"]
     assert np.abs(stem_stats["mean"]).max() > 0
+
+
+def test_width_multiplier_trains_the_narrower_network():
+    wide = tasks.SmallCNN(widths=(8, 16))
+    narrow = tasks.SmallCNN(widths=(3, 6))  # ceil(0.35 * 8) = 3, ceil(0.35 * 16) = 6
+    x = jax.random.normal(jax.random.key(0), (5, 8, 8, 1))
+    params = wide.init(jax.random.key(1), x, train=False)["params"]
+    # The narrow network's weights are the slices of the wide one that the mask keeps.
+    sliced = {
+        "Conv_0": {"kernel": params["Conv_0"]["kernel"][..., :3], "bias": params["Conv_0"]["bias"][:3]},
+        "Conv_1": {"kernel": params["Conv_1"]["kernel"][:, :, :3, :6], "bias": params["Conv_1"]["bias"][:6]},
+        "Dense_0": {"kernel": params["Dense_0"]["kernel"][:6], "bias": params["Dense_0"]["bias"]},
+    }
+    masked = wide.apply({"params": params}, x, train=False, width_multiplier=jnp.float32(0.35))
+    expected = narrow.apply({"params": sliced}, x, train=False)
+    np.testing.assert_allclose(masked, expected, rtol=1e-5, atol=1e-5)
+    narrow_count = sum(leaf.size for leaf in jax.tree.leaves(sliced))
+    assert int(wide.num_params(1, 0.35)) == narrow_count
+    assert int(wide.num_params(1, 1.0)) == sum(leaf.size for leaf in jax.tree.leaves(params))
+    # Every layer keeps at least one channel; 0.3 * 10 rounds to 3, not 4.
+    assert int(tasks.models.active_channels(8, jnp.float32(1e-3))) == 1
+    assert int(tasks.models.active_channels(10, jnp.float32(0.3))) == 3
