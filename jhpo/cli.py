@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from jhpo import analysis
-from jhpo.results import COMPLETED, FAILED, STOPPED, Result, load_run
+from jhpo.results import COMPLETED, FAILED, STOPPED, Result, RunDirectory, load_run
 
 
 def _format_value(value) -> str:
@@ -180,12 +180,16 @@ def plot(path: str, output: str, *, kind: str = "anytime", x: str = "time",
                                      log_grid=log_x, confidence=confidence,
                                      num_resamples=num_resamples, seed=seed)
         figure = plotting.anytime_figure(summary, title=title, log_x=log_x, log_y=log_y)
-    elif kind in ("trials", "pareto"):
-        result = load_run(_run_path(path, run, kind))
+    elif kind in ("trials", "pareto", "curves"):
+        run_path = _run_path(path, run, kind)
+        result = load_run(run_path)
         if kind == "trials":
             figure = plotting.trials_figure(result, title=title)
-        else:
+        elif kind == "pareto":
             figure = plotting.pareto_figure(result, _pareto_metrics(result, metrics), title=title)
+        else:
+            figure = plotting.curves_figure(result, RunDirectory(run_path).read_reports(),
+                                            _curve_metric(result, metrics), title=title)
     else:
         raise ValueError(f"kind={kind!r} must be one of {list(plotting.KINDS)}")
     return plotting.save_figure(figure, output)
@@ -200,8 +204,22 @@ def _run_path(path: str, run: str | None, kind: str) -> Path:
     return Path(path)
 
 
+def _curve_metric(result: Result, metrics: list[str] | None) -> str:
+    if metrics:
+        if len(metrics) != 1:
+            raise ValueError(f"--kind curves draws one metric; --metrics gave {len(metrics)}")
+        return metrics[0]
+    recorded = result.meta.get("metric")
+    recorded = recorded[0] if isinstance(recorded, list) else recorded
+    if recorded is None:
+        raise ValueError("--kind curves needs --metrics NAME (the run did not name its metric)")
+    return recorded
+
+
 def _pareto_metrics(result: Result, metrics: list[str] | None) -> list[str]:
     if metrics:
+        if len(metrics) != 2:
+            raise ValueError(f"--kind pareto draws two metrics; --metrics gave {len(metrics)}")
         return metrics
     recorded = result.meta.get("metric")
     if isinstance(recorded, list) and len(recorded) == 2:
@@ -269,12 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
                              help="where to write the figure, e.g. figs/anytime.png (a .pdf is "
                                   "written next to it)")
     plot_parser.add_argument(
-        "--kind", default="anytime", choices=("anytime", "trials", "pareto"),
+        "--kind", default="anytime", choices=("anytime", "trials", "pareto", "curves"),
         help="'anytime': best-so-far of every method against --x, aggregated over seeds with "
              "a bootstrap band, and the methods' average rank below; 'trials': one bar per "
              "trial from start to end, coloured by outcome (completed, stopped, failed), with "
              "PBT parents joined to their children; 'pareto': two metrics of every trial and "
-             "their Pareto front (default: anytime)")
+             "their Pareto front; 'curves': every trial's reported metric against the "
+             "resource, from reports.jsonl (default: anytime)")
     _add_aggregation_options(plot_parser)
     plot_parser.add_argument("--log-x", action="store_true",
                              help="logarithmic x axis (and grid), for runs whose early "
@@ -285,11 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
                               "and they span more than a factor of 20, as regret often does)")
     y_scale.add_argument("--linear-y", dest="log_y", action="store_const", const=False,
                          help="linear y axis even when the values span decades")
-    plot_parser.add_argument("--metrics", nargs=2, metavar=("A", "B"), default=None,
+    plot_parser.add_argument("--metrics", nargs="+", metavar="NAME", default=None,
                              help="the two metrics of a --kind pareto figure (default: the "
-                                  "run's two objectives)")
+                                  "run's two objectives), or the one of a --kind curves "
+                                  "figure (default: the run's first objective)")
     plot_parser.add_argument("--run", default=None, metavar="METHOD/seed_K",
-                             help="for --kind trials or pareto on an experiment: which run")
+                             help="for --kind trials, pareto or curves on an experiment: "
+                                  "which run")
     plot_parser.add_argument("--title", default=None, help="a title above the figure")
 
     compare_parser = commands.add_parser(

@@ -26,7 +26,7 @@ except ImportError as error:  # matplotlib is an optional extra
     raise ImportError("jhpo.plot needs matplotlib: pip install 'jhpo[examples]'") from error
 
 STATUS_COLOURS = {COMPLETED: "#1f77b4", STOPPED: "#ff7f0e", FAILED: "#d62728"}
-KINDS = ("anytime", "trials", "pareto")
+KINDS = ("anytime", "trials", "pareto", "curves")
 _X_LABELS = {"time": "wall-clock time (s)", "evals": "evaluations",
              "resource": "resource used (sum over trials)"}
 _QUANTITY_LABELS = {"value": "best {metric} so far", "regret": "regret of the incumbent",
@@ -177,6 +177,54 @@ def trials_figure(result: Result, *, title: str | None = None) -> Figure:
     axes.set_ylabel("trial")
     axes.set_ylim(len(trials) - 0.4, -0.6)  # trial 0 at the top, like a table
     axes.grid(axis="x", alpha=0.3, linewidth=0.5)
+    if title:
+        axes.set_title(title, fontsize="medium")
+    return figure
+
+
+def learning_curves(reports: Sequence[dict], metric: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per trial id, the (resource, ``metric``) pairs it reported, by increasing resource.
+    A resumed run may have reported a resource twice; the later report wins."""
+    points: dict[int, dict[float, float]] = {}
+    for report in reports:
+        value = report["metrics"].get(metric)
+        if value is not None:
+            points.setdefault(report["trial_id"], {})[float(report["resource"])] = float(value)
+    return {trial: (np.array(sorted(pairs)), np.array([pairs[r] for r in sorted(pairs)]))
+            for trial, pairs in points.items()}
+
+
+def curves_figure(result: Result, reports: Sequence[dict], metric: str, *,
+                  title: str | None = None) -> Figure:
+    """Every trial's reported ``metric`` against the resource (epochs, steps), coloured by
+    how the trial ended: where a scheduler stopped trials, and whether early values
+    foretold late ones, shows at a glance. The best trial's curve is drawn in black."""
+    curves = learning_curves(reports, metric)
+    if not curves:
+        raise ValueError(f"no report of {metric!r} to draw (reports.jsonl is empty or lacks it)")
+    status = {t.trial_id: t.status for t in result.trials}
+    best = None if result.is_multiobjective or result.best is None else result.best.trial_id
+    figure = Figure(figsize=_SINGLE_COLUMN, layout="constrained")
+    axes = figure.subplots()
+    for trial_id, (resource, values) in sorted(curves.items()):
+        if trial_id == best:
+            continue
+        colour = STATUS_COLOURS.get(status.get(trial_id), "0.6")  # grey: still running
+        axes.plot(resource, values, color=colour, linewidth=0.8, alpha=0.6, marker=".",
+                  markersize=2)
+    if best in curves:
+        axes.plot(*curves[best], color="black", linewidth=1.6, marker=".", label="best trial",
+                  zorder=4)
+    present = [s for s in STATUS_COLOURS if any(status.get(t) == s for t in curves if t != best)]
+    handles = [Patch(color=STATUS_COLOURS[s], label=s) for s in present]
+    extra_handles, extra_labels = axes.get_legend_handles_labels()
+    _legend_above(figure, handles + extra_handles, present + extra_labels)
+    axes.set_xlabel("resource (as reported)")
+    axes.set_ylabel(metric)
+    values = np.concatenate([v for _, v in curves.values()])
+    if np.all(values > 0) and values.max() / values.min() > 20:
+        axes.set_yscale("log")
+    axes.grid(alpha=0.3, linewidth=0.5)
     if title:
         axes.set_title(title, fontsize="medium")
     return figure

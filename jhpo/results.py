@@ -207,6 +207,19 @@ class RunDirectory:
             f.write(line + "\n")
             f.flush()
 
+    def read_reports(self) -> list[dict]:
+        """Every complete report on file, in the order written; the file is left as it is
+        (a line cut short by a kill is skipped)."""
+        if not self.reports_path.exists():
+            return []
+        reports = []
+        for line in self.reports_path.read_text().splitlines():
+            try:
+                reports.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return reports
+
     def load_reports(self, finished: set[int]) -> list[dict]:
         """Reports of the ``finished`` trials, in the order they were made. Reports of
         trials that never finished (a killed run) are dropped from the file, since a

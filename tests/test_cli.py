@@ -93,6 +93,23 @@ def test_plot_writes_every_kind_of_figure(experiment_dir, tmp_path, capsys):
     assert "pass --run METHOD/seed_K" in capsys.readouterr().err
 
 
+def test_plot_curves_of_a_run_with_reports(tmp_path, capsys):
+    def objective(config, report):
+        for epoch in range(1, 4):
+            report(epoch, {"loss": config["x"] / epoch})
+        return {"loss": config["x"] / 3}
+
+    jhpo.tune(objective, {"x": jhpo.uniform(1, 2)}, metric="loss", num_trials=3, seed=0,
+              run_dir=tmp_path, progress=False)
+    lines_before = (tmp_path / "reports.jsonl").read_text()
+    assert main(["plot", str(tmp_path), "-o", str(tmp_path / "curves.png"), "--kind", "curves"]) == 0
+    assert (tmp_path / "curves.png").exists()
+    assert (tmp_path / "reports.jsonl").read_text() == lines_before  # plotting reads only
+    assert main(["plot", str(tmp_path), "-o", str(tmp_path / "c.png"), "--kind", "curves",
+                 "--metrics", "loss", "x"]) == 2
+    assert "draws one metric" in capsys.readouterr().err
+
+
 def test_help_explains_each_option(capsys):
     for command, phrases in (("plot", ["interquartile mean", "bootstrap", "coloured by outcome",
                                        "--log-x", "Pareto front"]),

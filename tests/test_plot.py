@@ -86,6 +86,27 @@ def test_trials_figure_bars_span_each_trial_and_follow_lineage():
     assert legend == ["completed", "stopped", "failed", "new best"]
 
 
+def test_curves_figure_draws_every_reported_curve_by_outcome():
+    reports = [{"trial_id": 0, "resource": r, "metrics": {"loss": 1.0 / r}} for r in (1, 2, 3)]
+    reports += [{"trial_id": 1, "resource": 1, "metrics": {"loss": 2.0}},
+                {"trial_id": 2, "resource": 2, "metrics": {"loss": 0.9}},  # resumed: reported
+                {"trial_id": 2, "resource": 1, "metrics": {"loss": 1.5}},  # out of order...
+                {"trial_id": 2, "resource": 2, "metrics": {"loss": 0.8}},  # ...and again
+                {"trial_id": 3, "resource": 1, "metrics": {"other": 1.0}}]
+    trials = [trial(0, 1 / 3), trial(1, 2.0, status="stopped"), trial(2, 0.8, status="stopped")]
+    figure = plot.curves_figure(Result(trials, "loss", "min"), reports, "loss")
+    axes = figure.axes[0]
+    drawn = {(tuple(line.get_xdata()), tuple(line.get_ydata())): line.get_color()
+             for line in axes.lines}
+    assert drawn == {((1.0,), (2.0,)): plot.STATUS_COLOURS["stopped"],
+                     ((1.0, 2.0), (1.5, 0.8)): plot.STATUS_COLOURS["stopped"],
+                     ((1.0, 2.0, 3.0), (1.0, 0.5, 1 / 3)): "black"}  # the best trial
+    assert axes.get_ylabel() == "loss"
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["stopped", "best trial"]
+    with pytest.raises(ValueError, match="no report of 'accuracy'"):
+        plot.curves_figure(Result(trials, "loss", "min"), reports, "accuracy")
+
+
 def test_pareto_figure_draws_the_non_dominated_trials():
     points = [(0.1, 50.0), (0.2, 20.0), (0.3, 30.0), (0.5, 10.0), (0.4, 40.0)]
     trials = [trial(i, e, metrics={"error": e, "latency": lat})
