@@ -48,7 +48,9 @@ def test_stopping_schedulers_refill_slots_and_save_budget(scheduler):
         assert {t.resource for t in stopped} <= {1.0, 3.0, 9.0}  # ASHA's rungs, eta = 3
 
 
-def test_no_recompilation_per_decision(monkeypatch):
+@pytest.fixture
+def seen(monkeypatch):
+    """Filled with the compiled ``programs`` of the next scheduled ``tune_population``."""
     from jhpo import population_scheduling
 
     seen = {}
@@ -60,6 +62,12 @@ def test_no_recompilation_per_decision(monkeypatch):
         return result, programs
 
     monkeypatch.setattr("jhpo.population_tuner.run_scheduled", spy)
+    return seen
+
+
+def test_no_recompilation_per_decision(seen):
+    from jhpo import population_scheduling
+
     tune_population(TASK, SPACE, population_size=4, num_trials=12, steps=STEPS, seed=11,
                     progress=False, scheduler="asha", scheduler_options={"interval": 1})
     programs = seen["programs"]
@@ -70,18 +78,9 @@ def test_no_recompilation_per_decision(monkeypatch):
     assert population_scheduling._gather._cache_size() <= 1
 
 
-def test_promotion_form_compiles_once(monkeypatch):
+def test_promotion_form_compiles_once(seen):
     from jhpo import population_scheduling, schedulers
 
-    seen = {}
-    original = population_scheduling.run_scheduled
-
-    def spy(*args, **kwargs):
-        result, programs = original(*args, **kwargs)
-        seen["programs"] = programs
-        return result, programs
-
-    monkeypatch.setattr("jhpo.population_tuner.run_scheduled", spy)
     result = tune_population(TASK, SPACE, population_size=4, num_trials=12, steps=STEPS, seed=11,
                              progress=False, scheduler="asha",
                              scheduler_options={"interval": 1, "form": "promotion"})
