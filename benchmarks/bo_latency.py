@@ -15,7 +15,7 @@ Timings on a machine whose cores are shared are noisy; ``--cpu 0`` pins the
 process to one core before JAX starts its thread pool, which on small virtual
 machines removes long stalls from threads waiting on each other.
 
-    python benchmarks/bo_latency.py [--quick] [--json PATH] [--cpu N]
+    python benchmarks/bo_latency.py [--quick] [--json PATH] [--cpu N] [--sizes N ...]
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ def parse_args():
     add_cpu_argument(parser)
     parser.add_argument("--repeats", type=int, default=None, help="timed asks per n")
     parser.add_argument("--no-optuna", action="store_true", help="skip Optuna even if installed")
+    parser.add_argument("--sizes", type=int, nargs="+", default=None,
+                        help="numbers of observations (default 50 100 200 400 800)")
     return parser.parse_args()
 
 
@@ -157,7 +159,7 @@ def main():
     pin_cpu(args.cpu)
     from jhpo import problems
 
-    sizes = [50, 200] if args.quick else [50, 100, 200, 400, 800]
+    sizes = args.sizes or ([50, 200] if args.quick else [50, 100, 200, 400, 800])
     repeats = args.repeats or (3 if args.quick else 7)
     problem = problems.hartmann6()
     use_optuna = optuna_available(torch=True) and not args.no_optuna

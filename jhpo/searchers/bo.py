@@ -172,6 +172,7 @@ def make_config(
     num_starts: int = 8,
     ascent_steps: int = 40,
     ascent_learning_rate: float = 0.03,
+    num_local: int = 256,
     num_objectives: int = 1,
     num_constraints: int = 0,
     cost_aware: bool = False,
@@ -192,6 +193,7 @@ def make_config(
     _check_count("num_screen", num_screen, 1)
     _check_count("num_starts", num_starts, 1)
     _check_count("ascent_steps", ascent_steps, 0)
+    _check_count("num_local", num_local, 0)
     _check_number("refit_growth", refit_growth, 1.0, allow_equal=True)
     _check_number("ucb_beta", ucb_beta, 0.0)
     _check_number("ascent_learning_rate", ascent_learning_rate, 0.0)
@@ -225,6 +227,7 @@ def make_config(
                 num_starts=int(num_starts),
                 num_steps=int(ascent_steps),
                 learning_rate=float(ascent_learning_rate),
+                num_local=int(num_local),
             ),
         ),
         outputs=Outputs(int(num_objectives), int(num_constraints), cost_aware, multi_fidelity),
@@ -243,19 +246,23 @@ def bo(space: Space, **options) -> Searcher:
         clearly worse than the plain values, hence off by default.
     acquisition: "logei" (log expected improvement, default) or "ucb" (with
         ``ucb_beta``, default 4).
-    num_restarts (8), fit_evaluations (20): the hyperparameter fit with restarts, all
+    num_restarts (8), fit_evaluations (30): the hyperparameter fit with restarts, all
         run together in one ``vmap`` (the first start is the previous fit), with
         ``fit_evaluations`` L-BFGS iterations each. It runs when the number of
         observations has grown by the factor ``refit_growth`` (1.25) since the
-        last one; in between, ``refine_evaluations`` (4) iterations update the
+        last one; in between, ``refine_evaluations`` (5) iterations update the
         previous fit.
     fit_subset (64): restarts see at most this many observations (a random
         subset), since their cost grows with the cube of the count; the winner
         is then refined on all of them. Beyond this many observations the
         hyperparameters are only updated by those restarts.
     num_screen (2048), num_starts (8), ascent_steps (40), ascent_learning_rate
-        (0.03): acquisition maximisation effort (rows screened, ascent starts,
-        Adam steps and their size).
+        (0.03): acquisition maximisation effort (random rows screened, ascent starts,
+        Adam steps and the first step's size). Buffers of more than 128 observations
+        screen proportionally fewer random rows (the cost of each grows with the
+        square of the count).
+    num_local (256): rows screened near the best observation as well, at
+        distances from 0.001 to 0.2 of the unit cube (see ``acq.maximize``).
     num_objectives (1), num_constraints (0), cost_aware (False): the values told
         per trial, laid out as in ``jhpo.goal``; see the module notes for how
         several objectives, constraints and costs steer the search.
@@ -476,12 +483,35 @@ def _propose_kernel(space: Space, config: ProposeConfig, params: gp.GPParams, ob
             return acq.upper_confidence_bound(mean, variance, config.ucb_beta)
         return acq.log_expected_improvement(mean, variance, incumbent)
 
-    return _maximize_over_space(space, score, key, x_all, mask_all, config)
+    best_row = observed.x[jnp.argmin(jnp.where(observed.mask, y, jnp.inf))][None]
+    config = config._replace(maximize=_screen_effort(config.maximize, observed.capacity))
+    return _maximize_over_space(space, score, key, x_all, mask_all, config,
+                                centres=best_row.astype(jnp.float64))
 
 
-def _maximize_over_space(space: Space, score, key, x_all, mask_all, config):
+# Buffers up to this capacity screen ``num_screen`` random rows; larger ones screen fewer.
+_FULL_SCREEN_CAPACITY = 128
+
+
+def _screen_effort(config: acq.MaximizeConfig, capacity: int) -> acq.MaximizeConfig:
+    """``config`` with the random rows screened shrunk in proportion to the capacity
+    beyond ``_FULL_SCREEN_CAPACITY`` (a static shape, so still one program per capacity).
+
+    Screening costs rows x capacity² and dominated large asks (d = 6, 800
+    observations: about half of the ask). With hundreds of observations the model is
+    sharp where the search has been, and the rows screened around the incumbent
+    (``num_local``, kept whole) carry most late proposals.
+    """
+    if capacity <= _FULL_SCREEN_CAPACITY:
+        return config
+    rows = max(config.num_screen * _FULL_SCREEN_CAPACITY // capacity, config.num_starts)
+    return config._replace(num_screen=rows)
+
+
+def _maximize_over_space(space: Space, score, key, x_all, mask_all, config, centres=None):
     """The best valid row of ``space`` for ``score`` (float64 inside, float32 out), never
-    one of the rows in ``x_all`` under ``mask_all``; ``found`` is False when none is left."""
+    one of the rows in ``x_all`` under ``mask_all``; ``found`` is False when none is left.
+    ``centres`` (rows, float64): also screen their neighbourhoods (see ``acq.maximize``)."""
 
     def sample(sample_key, num):
         return space.sample(sample_key, num).astype(jnp.float64)
@@ -495,6 +525,7 @@ def _maximize_over_space(space: Space, score, key, x_all, mask_all, config):
     row, _, found = acq.maximize(
         score, key, sample, x_all, mask_all,
         canonicalize=canonicalize, column_mask=column_mask, config=config.maximize,
+        centres=centres,
     )
     return row.astype(jnp.float32), found
 
@@ -616,4 +647,9 @@ def _propose_outputs_kernel(space: Space, config: ProposeConfig, outputs: Output
             value = value - (means[-1] * scales[-1] + offsets[-1])
         return value
 
-    return _maximize_over_space(space, score, key, x_all, mask_all, config)
+    # The ascent also starts near the best feasible row (the best row while none is).
+    centre_scores = jnp.where(any_feasible & ~feasible, jnp.inf, reference)
+    best_row = observed.x[jnp.argmin(jnp.where(observed.mask, centre_scores, jnp.inf))][None]
+    config = config._replace(maximize=_screen_effort(config.maximize, observed.capacity))
+    return _maximize_over_space(space, score, key, x_all, mask_all, config,
+                                centres=best_row.astype(jnp.float64))

@@ -2,6 +2,7 @@
 
 import threading
 import warnings
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -62,7 +63,7 @@ def test_duplicate_rows_constant_values_and_failures_give_finite_fresh_rows():
     searcher = make("bo", SPACE, **OPTIONS)
     base = sample(jax.random.key(4), 3)
     cases = {
-        "duplicates": (jnp.concatenate([base, base, base]), np.arange(9.0) % 4),
+        "duplicates": (jnp.concatenate([base, base]), np.arange(6.0) % 4),
         "constant": (sample(jax.random.key(5), 6), np.full(6, 2.5)),
         "failed": (sample(jax.random.key(6), 6), [1.0, np.nan, 0.5, np.nan, 2.0, 0.1]),
         "all failed": (sample(jax.random.key(7), 4), np.full(4, np.nan)),
@@ -107,41 +108,82 @@ def test_a_used_up_discrete_space_warns_instead_of_failing():
         searcher.ask(state, jax.random.key(6), 1)
 
 
-def test_compiles_once_per_capacity_over_40_asks():
-    # Options of its own so that no other test has compiled these kernels already.
-    options = {**OPTIONS, "num_initial": 20, "num_screen": 200, "fit_evaluations": 14}
-    searcher = make("bo", SPACE, **options)
-    config = bo_module.make_config(SPACE, **options)
+BRANIN = problems.branin()
+# 20 quasi-random trials, then 20 model-based ones that meet two buffer capacities
+# (32 and 64 rows). Options of their own (the space's) so that no other test has
+# compiled these kernels already.
+BRANIN_OPTIONS = {**OPTIONS, "num_initial": 20}
+BRANIN_ASKS = 40
+
+
+class BraninRun(NamedTuple):
+    values: list  # one per ask, in order
+    capacities: list  # (observed, pending) capacities after each ask's tell
+    compiles: list  # backend compilations during each ask
+    cache_growth: list  # new entries in the fit and proposal kernels' caches
+
+
+@pytest.fixture(scope="module")
+def branin_run() -> BraninRun:
+    """One sequential BO run on Branin, shared by the tests of compilation and of
+    search quality (compiling the kernels is most of its cost)."""
+    searcher = make("bo", BRANIN.space, **BRANIN_OPTIONS)
     kernels = (bo_module._fit_kernel, bo_module._propose_kernel)
     cached_before = [kernel._cache_size() for kernel in kernels]
-    compiles = []
-    listener = lambda event, *_, **__: compiles.append(event)  # noqa: E731
+    events = []
+    listener = lambda event, *_, **__: events.append(event)  # noqa: E731
     jax.monitoring.register_event_duration_secs_listener(listener)
+    run = BraninRun([], [], [], [])
     try:
         state = searcher.init(jax.random.key(0))
-        per_ask, capacities = [], []
-        for i in range(40):
-            before = len(compiles)
+        for i in range(BRANIN_ASKS):
+            before = len(events)
             row, state = searcher.ask(state, jax.random.key(i), 1)
-            state = searcher.tell(state, row, jnp.asarray(objective(row)))
-            per_ask.append(len([e for e in compiles[before:] if e.endswith("backend_compile_duration")]))
-            capacities.append((state.observed.capacity, state.pending.capacity))
+            with jax.enable_x64(True):
+                value = BRANIN(BRANIN.space.to_configs(row)[0])
+            state = searcher.tell(state, row, jnp.asarray([value], jnp.float32))
+            run.values.append(value)
+            run.compiles.append(len([e for e in events[before:]
+                                     if e.endswith("backend_compile_duration")]))
+            run.capacities.append((state.observed.capacity, state.pending.capacity))
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
+    run.cache_growth.extend(kernel._cache_size() - cached for kernel, cached
+                            in zip(kernels, cached_before))
+    return run
 
+
+def test_compiles_once_per_capacity_over_40_asks(branin_run):
+    capacities, num_initial = branin_run.capacities, BRANIN_OPTIONS["num_initial"]
     # Each kernel compiled once per capacity it met: 20..39 observations sit in buffers
     # of 32 and 64 rows, with at most one row pending.
-    bo_capacities = {capacities[i - 1] for i in range(config.num_initial, 40)}
+    bo_capacities = {capacities[i - 1] for i in range(num_initial, BRANIN_ASKS)}
     assert len(bo_capacities) == 2
-    cached_after = [kernel._cache_size() for kernel in kernels]
-    assert [a - b for a, b in zip(cached_after, cached_before)] == [2, 2]
+    assert branin_run.cache_growth == [2, 2]
     # Compilation happens only when something new is met: the first ask, the first
     # model-based ask, a tell that grows a buffer, or the first ask after that.
-    for i, count in enumerate(per_ask):
+    for i, count in enumerate(branin_run.compiles):
         grew = capacities[i] != capacities[i - 1] or (i >= 2 and capacities[i - 1] != capacities[i - 2])
-        if i in (0, config.num_initial) or grew:
+        if i in (0, num_initial) or grew:
             continue
         assert count == 0, f"ask {i} compiled {count} programs without a capacity change"
+
+
+def test_bo_beats_random_on_branin(branin_run):
+    def random_regret(seed):
+        searcher = make("random", BRANIN.space)
+        state, best = searcher.init(jax.random.key(seed)), np.inf
+        for i in range(BRANIN_ASKS):
+            row, state = searcher.ask(state, jax.random.key(100 * seed + i), 1)
+            with jax.enable_x64(True):
+                value = BRANIN(BRANIN.space.to_configs(row)[0])
+            best = min(best, value)
+            state = searcher.tell(state, row, jnp.asarray([value], jnp.float32))
+        return BRANIN.regret(best)
+
+    bo_regret = BRANIN.regret(min(branin_run.values))
+    random_regrets = [random_regret(seed) for seed in range(5)]
+    assert bo_regret < 0.25 * np.median(random_regrets), (bo_regret, random_regrets)
 
 
 def test_scoped_precision_leaves_float32_training_alone():
@@ -166,26 +208,6 @@ def test_scoped_precision_leaves_float32_training_alone():
     assert results["rows"].dtype == jnp.float32
 
 
-def test_bo_beats_random_on_branin():
-    problem = problems.branin()
-    evaluations = 20
-
-    def best_regret(method, seed, **options):
-        searcher = make(method, problem.space, **options)
-        state, best = searcher.init(jax.random.key(seed)), np.inf
-        for i in range(evaluations):
-            row, state = searcher.ask(state, jax.random.key(100 * seed + i), 1)
-            with jax.enable_x64(True):
-                value = problem(problem.space.to_configs(row)[0])
-            best = min(best, value)
-            state = searcher.tell(state, row, jnp.asarray([value], jnp.float32))
-        return problem.regret(best)
-
-    bo_regret = best_regret("bo", 0)
-    random_regrets = [best_regret("random", seed) for seed in range(5)]
-    assert bo_regret < 0.25 * np.median(random_regrets), (bo_regret, random_regrets)
-
-
 def test_works_through_optimizer_and_tune():
     opt = jhpo.Optimizer(SPACE, searcher="bo", seed=0, searcher_options=OPTIONS)
     for _ in range(3):
@@ -197,6 +219,17 @@ def test_works_through_optimizer_and_tune():
     assert len(result.trials) == 6 and result.best.value <= 1.0
 
 
+def test_large_buffers_screen_fewer_random_rows():
+    config = bo_module.make_config(SPACE).propose.maximize
+    assert bo_module._screen_effort(config, 128) == config
+    fewer = bo_module._screen_effort(config, 1024)
+    assert fewer.num_screen == config.num_screen // 8
+    assert fewer._replace(num_screen=config.num_screen) == config  # nothing else changes
+    # Never fewer rows than ascent starts.
+    tiny = config._replace(num_screen=16)
+    assert bo_module._screen_effort(tiny, 4096).num_screen == config.num_starts
+
+
 @pytest.mark.parametrize("options, parameter", [
     ({"num_initial": 0}, "num_initial"),
     ({"acquisition": "ei"}, "acquisition"),
@@ -204,6 +237,7 @@ def test_works_through_optimizer_and_tune():
     ({"refit_growth": 0.5}, "refit_growth"),
     ({"ucb_beta": -1.0}, "ucb_beta"),
     ({"fit_subset": 1.5}, "fit_subset"),
+    ({"num_local": -1}, "num_local"),
 ])
 def test_bad_options_name_the_parameter(options, parameter):
     with pytest.raises(ValueError, match=parameter):
