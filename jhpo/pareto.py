@@ -44,13 +44,16 @@ def nondominated_ranks(points: jax.Array, mask: jax.Array | None = None) -> jax.
     n = points.shape[0]
     beats = domination_matrix(points, mask)
 
-    def peel(rank, carry):
-        ranks, remaining = carry
+    def peel(carry):
+        rank, ranks, remaining = carry
         dominated = jnp.any(beats & remaining[:, None], axis=0)
         front = remaining & ~dominated
-        return jnp.where(front, rank, ranks), remaining & ~front
+        return rank + 1, jnp.where(front, rank, ranks), remaining & ~front
 
-    ranks, _ = jax.lax.fori_loop(0, n, peel, (jnp.full(n, n, jnp.int32), mask))
+    # As many passes as there are fronts, not n: each pass costs n^2, and a scheduler
+    # ranks a whole rung per decision.
+    _, ranks, _ = jax.lax.while_loop(lambda carry: jnp.any(carry[2]), peel,
+                                     (jnp.asarray(0, jnp.int32), jnp.full(n, n, jnp.int32), mask))
     return ranks
 
 
