@@ -10,7 +10,13 @@ recorded against the member-steps used and the wall-clock, in order of trials fi
 and the table gives, per method, the median over seeds of the final best error and of
 the fraction of random search's budget needed to reach random search's final error.
 
-    python benchmarks/multifidelity.py [--quick] [--json PATH] [--seeds N]
+    python benchmarks/multifidelity.py [--quick] [--json PATH] [--seeds N] [--steps N]
+        [--interval N] [--stopping-slots N] [--methods ...]
+
+``--stopping-slots`` trains the early-stopping methods with fewer slots than the
+population: with 16 slots in lockstep, a trial that trains in full finishes no sooner
+than 16 x its steps of member-steps after it started, while with 4 slots ASHA's first
+full trainings come early in the budget, as with few workers.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ def parse_args():
     parser.add_argument("--methods", nargs="*", choices=sorted(METHODS), default=list(METHODS))
     parser.add_argument("--interval", type=int, default=None,
                         help="steps between scheduler decisions (default 10, quick 4; PBT uses 3x)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="full training, in steps (default 270, quick 108); a multiple of "
+                             "the interval")
     parser.add_argument("--stopping-slots", type=int, default=None,
                         help="slots trained together by ASHA, Hyperband and BO + ASHA "
                              "(default: the population size)")
@@ -113,6 +122,8 @@ def main():
     seeds = args.seeds or (2 if args.quick else 5)
     if args.interval is not None:
         settings["interval"] = args.interval
+    if args.steps is not None:
+        settings["steps"] = args.steps
     settings["stopping_slots"] = args.stopping_slots or settings["population"]
     task = tasks.digits_cnn(cnn_widths=settings["widths"])
     budget = settings["full_trials"] * settings["steps"]
