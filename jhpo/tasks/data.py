@@ -52,17 +52,8 @@ class ImageData(NamedTuple):
         The normalisation statistics come from the fold's training part, as
         ``from_arrays`` takes them from the training split.
         """
-        images = np.asarray(self.train_images)
-        labels = np.asarray(self.train_labels)
-        mean, std = _channel_statistics(images[train_index])
-        return self._replace(
-            train_images=jnp.asarray(images[train_index]),
-            train_labels=jnp.asarray(labels[train_index]),
-            val_images=jnp.asarray(images[val_index]),
-            val_labels=jnp.asarray(labels[val_index]),
-            mean=jnp.asarray(mean, jnp.float32),
-            std=jnp.asarray(std, jnp.float32),
-        )
+        return self._replace(**_split_arrays(np.asarray(self.train_images),
+                                             np.asarray(self.train_labels), train_index, val_index))
 
 
 # ``num_classes`` and ``augment`` are static: they shape the program, so they
@@ -81,10 +72,18 @@ def _split_indices(num_examples: int, num_val: int, seed: int) -> tuple[np.ndarr
     return np.sort(order[num_val:]), np.sort(order[:num_val])
 
 
-def _channel_statistics(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and standard deviation of (N, H, W, C) images, in float64."""
-    images = images.astype(np.float64)
-    return images.mean(axis=(0, 1, 2)), np.maximum(images.std(axis=(0, 1, 2)), 1e-6)
+def _split_arrays(images: np.ndarray, labels: np.ndarray, train, val) -> dict:
+    """``ImageData``'s arrays for a split: the ``train`` and ``val`` examples, and the
+    per-channel mean and standard deviation of the training part (in float64)."""
+    train_float = images[train].astype(np.float64)
+    return {
+        "train_images": jnp.asarray(images[train]),
+        "train_labels": jnp.asarray(labels[train]),
+        "val_images": jnp.asarray(images[val]),
+        "val_labels": jnp.asarray(labels[val]),
+        "mean": jnp.asarray(train_float.mean(axis=(0, 1, 2)), jnp.float32),
+        "std": jnp.asarray(np.maximum(train_float.std(axis=(0, 1, 2)), 1e-6), jnp.float32),
+    }
 
 
 def from_arrays(
@@ -108,14 +107,8 @@ def from_arrays(
     if len(labels) != len(images):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     train, val = _split_indices(len(images), num_val, seed)
-    mean, std = _channel_statistics(images[train])
     return ImageData(
-        train_images=jnp.asarray(images[train]),
-        train_labels=jnp.asarray(labels[train]),
-        val_images=jnp.asarray(images[val]),
-        val_labels=jnp.asarray(labels[val]),
-        mean=jnp.asarray(mean, jnp.float32),
-        std=jnp.asarray(std, jnp.float32),
+        **_split_arrays(images, labels, train, val),
         num_classes=num_classes,
         augment=augment,
     )
