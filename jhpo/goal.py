@@ -118,6 +118,10 @@ class Goal(NamedTuple):
         cleaned = [v if math.isfinite(v) else None for v in values]
         return cleaned if self.is_multiobjective else cleaned[0]
 
+    def feasibility(self, constraint_values: Sequence[float]) -> bool | None:
+        """Whether every constraint is > 0; None for a goal without constraints."""
+        return all(c > 0 for c in constraint_values) if self.constraints else None
+
     def searcher_row(self, values: Sequence[float] | None,
                      constraint_values: Sequence[float] | None, cost: float | None = None,
                      resource: float | None = None) -> np.ndarray:

@@ -514,9 +514,7 @@ class _Run:
                 start_step) -> None:
         ok = status != FAILED
         objectives = [values[m] if ok else math.nan for m in self.goal.metrics]
-        feasible = None
-        if self.goal.constraints and ok:
-            feasible = all(values[c] > 0 for c in self.goal.constraints)
+        feasible = self.goal.feasibility([values[c] for c in self.goal.constraints]) if ok else None
         trial = Trial(
             trial_id=trial_id, config=self.space.to_configs(row[None])[0],
             metrics=clean_metrics(values), value=self.goal.value_record(objectives),

@@ -108,8 +108,7 @@ def _member_outcome(goal: Goal, metrics: dict) -> tuple[Any, str, str | None, bo
     if bad:
         nan = [math.nan] * len(values)
         return goal.value_record(nan), FAILED, f"{', '.join(bad)} not finite", None
-    feasible = all(c > 0 for c in constraint_values) if goal.constraints else None
-    return goal.value_record(values), COMPLETED, None, feasible
+    return goal.value_record(values), COMPLETED, None, goal.feasibility(constraint_values)
 
 
 def _member_trials(goal: Goal, outcome: pop.PopulationResult, configs, rows, first_trial_id, seed, steps, start, end):
@@ -239,10 +238,8 @@ def tune_population(
         meta = directory.start(meta, identity_keys=POPULATION_IDENTITY_KEYS)
     if scheduler is not None:
         stored = [] if directory is None else directory.load_trials(repair=True)
-        # The scheduled run reads a single objective from ``task.metric``; naming the
-        # goal's first metric there makes ``metric=`` apply to it too.
         result, _ = run_scheduled(
-            task._replace(metric=goal.metrics[0]), optimizer.space, optimizer, goal, scheduler=scheduler,
+            task, optimizer.space, optimizer, goal, scheduler=scheduler,
             options=dict(scheduler_options or {}), population_size=population_size,
             num_trials=num_trials, steps=steps, seed=seed,
             max_batch_size=max_batch_size or pop.next_power_of_two(int(task.defaults["batch_size"])),

@@ -46,9 +46,10 @@ class Optimizer:
     ``mode`` is "min" or "max", or a list of them for several objectives (then each value
     told is a list); ``num_constraints`` constraint values (feasible when > 0) may be told
     beside the values. ``fidelity=(min_resource, max_resource)`` makes the ``bo`` searcher
-    multi-fidelity: each result is told with the resource it was reached at. The key of each ask is derived from the number of trials asked
-    before it, so a run rebuilt from its records (tell the finished trials, then ask)
-    continues the sequence an uninterrupted run would have produced.
+    multi-fidelity: each result is told with the resource it was reached at. The key of
+    each ask is derived from the number of trials asked before it, so a run rebuilt from
+    its records (tell the finished trials, then ask) continues the sequence an
+    uninterrupted run would have produced.
     """
 
     def __init__(
@@ -302,7 +303,7 @@ def run_trial(objective: Callable, config: dict, goal: Goal,
         "start_time": start,
         "end_time": time.time(),
         "resource": None if reporter is None else reporter.last_resource,
-        "feasible": (all(c > 0 for c in constraints) if usable else None) if goal.constraints else None,
+        "feasible": goal.feasibility(constraints) if usable else None,
     }
 
 

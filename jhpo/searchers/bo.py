@@ -483,10 +483,7 @@ def _propose_kernel(space: Space, config: ProposeConfig, params: gp.GPParams, ob
             return acq.upper_confidence_bound(mean, variance, config.ucb_beta)
         return acq.log_expected_improvement(mean, variance, incumbent)
 
-    best_row = observed.x[jnp.argmin(jnp.where(observed.mask, y, jnp.inf))][None]
-    config = config._replace(maximize=_screen_effort(config.maximize, observed.capacity))
-    return _maximize_over_space(space, score, key, x_all, mask_all, config,
-                                centres=best_row.astype(jnp.float64))
+    return _maximize_over_space(space, score, key, x_all, mask_all, config, observed, y)
 
 
 # Buffers up to this capacity screen ``num_screen`` random rows; larger ones screen fewer.
@@ -508,10 +505,14 @@ def _screen_effort(config: acq.MaximizeConfig, capacity: int) -> acq.MaximizeCon
     return config._replace(num_screen=rows)
 
 
-def _maximize_over_space(space: Space, score, key, x_all, mask_all, config, centres=None):
+def _maximize_over_space(space: Space, score, key, x_all, mask_all, config, observed: Buffer,
+                         rank: jax.Array):
     """The best valid row of ``space`` for ``score`` (float64 inside, float32 out), never
     one of the rows in ``x_all`` under ``mask_all``; ``found`` is False when none is left.
-    ``centres`` (rows, float64): also screen their neighbourhoods (see ``acq.maximize``)."""
+    Rows are also screened around the observed row of lowest ``rank`` (the incumbent; see
+    ``acq.maximize``), and fewer random rows in large buffers (``_screen_effort``)."""
+    best_row = observed.x[jnp.argmin(jnp.where(observed.mask, rank, jnp.inf))][None]
+    maximize_config = _screen_effort(config.maximize, observed.capacity)
 
     def sample(sample_key, num):
         return space.sample(sample_key, num).astype(jnp.float64)
@@ -524,8 +525,8 @@ def _maximize_over_space(space: Space, score, key, x_all, mask_all, config, cent
 
     row, _, found = acq.maximize(
         score, key, sample, x_all, mask_all,
-        canonicalize=canonicalize, column_mask=column_mask, config=config.maximize,
-        centres=centres,
+        canonicalize=canonicalize, column_mask=column_mask, config=maximize_config,
+        centres=best_row.astype(jnp.float64),
     )
     return row.astype(jnp.float32), found
 
@@ -649,7 +650,4 @@ def _propose_outputs_kernel(space: Space, config: ProposeConfig, outputs: Output
 
     # The ascent also starts near the best feasible row (the best row while none is).
     centre_scores = jnp.where(any_feasible & ~feasible, jnp.inf, reference)
-    best_row = observed.x[jnp.argmin(jnp.where(observed.mask, centre_scores, jnp.inf))][None]
-    config = config._replace(maximize=_screen_effort(config.maximize, observed.capacity))
-    return _maximize_over_space(space, score, key, x_all, mask_all, config,
-                                centres=best_row.astype(jnp.float64))
+    return _maximize_over_space(space, score, key, x_all, mask_all, config, observed, centre_scores)
