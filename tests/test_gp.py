@@ -190,6 +190,30 @@ def test_duplicate_rows_and_tiny_noise_stay_finite():
     assert np.all(np.isfinite(mean)) and np.all(variance > 0)
 
 
+def branin_on_unit_square(u):
+    x1, x2 = 15 * u[:, 0] - 5, 15 * u[:, 1]
+    return ((x2 - 5.1 / (4 * math.pi**2) * x1**2 + 5 / math.pi * x1 - 6) ** 2
+            + 10 * (1 - 1 / (8 * math.pi)) * np.cos(x1) + 10)
+
+
+def test_noise_free_fit_resolves_the_minimum_under_a_wide_range():
+    # Branin spans about 0.4 to 300, and the points near a minimum differ by about
+    # 0.1: a noise floor of 1e-6 (of the standardised variance) smoothed them by
+    # 3e-3, more than BO needs to refine the minimum; the fit must reach below it.
+    rng = np.random.default_rng(0)
+    centre = np.array([(math.pi + 5) / 15, 2.275 / 15])
+    x = np.concatenate([rng.random((40, 2)), centre + 0.01 * rng.standard_normal((10, 2))])
+    y = branin_on_unit_square(x)
+    mask = jnp.ones(50, bool)
+    with jax.enable_x64(True):
+        standardized, offset, scale = gp.standardize(jnp.asarray(y), mask)
+        params, _ = fit(jax.random.key(0), jnp.asarray(x), standardized, mask,
+                        gp.default_params(2, jnp.float64))
+        mean, _ = posterior_predict(params, jnp.asarray(x), standardized, mask, jnp.asarray(x[40:]))
+    residuals = np.abs(np.asarray(mean) * float(scale) + float(offset) - y[40:])
+    assert residuals.max() < 3e-4
+
+
 @pytest.mark.parametrize("values", [[3.0, 3.0, 3.0, 3.0], [5.0]])
 def test_standardize_handles_constant_and_single_targets(values):
     y = jnp.asarray(values + [123.0])  # the last slot is padding
