@@ -221,8 +221,9 @@ def _branin_cost(config):
 
 def branin_cost() -> Problem:
     """Branin whose simulated evaluation cost rises 100-fold along x1, from 1 s at
-    x1 = -5 to 100 s at x1 = 10. Of the three minimisers, (-pi, 12.275) costs 1.8 s
-    and (3 pi, 2.475) 56 s: a cost-blind searcher pays for the expensive side."""
+    x1 = -5 to 100 s at x1 = 10. Of the three minimisers, (-pi, 12.275) costs 1.8 s,
+    (pi, 2.275) 12 s and (3 pi, 2.475) 84 s: a cost-blind searcher pays for the
+    expensive side."""
     return branin()._replace(name="branin_cost", cost=_branin_cost)
 
 
