@@ -14,7 +14,7 @@ best error within the budget and of the fraction of the budget needed to reach r
 search's final error of the same seed.
 
     python benchmarks/multifidelity.py [--quick] [--json PATH] [--seeds N] [--steps N]
-        [--interval N] [--full-trials N] [--stopping-slots N] [--methods ...]
+        [--interval N] [--full-trials N] [--stopping-slots N] [--methods ...] [--plot PATH]
 
 ``--stopping-slots`` (default 4) is the number of slots ASHA, Hyperband and BO + ASHA
 train together: with 16 slots in lockstep, a trial that trains in full finishes no
@@ -57,6 +57,8 @@ def parse_args():
     parser.add_argument("--steps", type=int, default=None,
                         help="full training, in steps (default 270, quick 108); a multiple of "
                              "the interval")
+    parser.add_argument("--plot", metavar="PATH",
+                        help="draw the median best error against member-steps here (matplotlib)")
     parser.add_argument("--full-trials", type=int, default=None,
                         help="the budget, in full trainings of random search (default 64, quick 8)")
     parser.add_argument("--stopping-slots", type=int, default=None,
@@ -145,6 +147,19 @@ def summarise(results, budget):
     return rows
 
 
+def draw(results, budget, path):
+    """Each method's median best error over seeds against member-steps, with its
+    bootstrap band and the methods' average rank."""
+    from jhpo import analysis, plot
+
+    curves = {}
+    for r in results:
+        curves.setdefault(r["method"], {})[r["seed"]] = analysis.Curve(r["member_steps"], r["best_error"])
+    summary = analysis.summarise_curves(curves, "min", x="member_steps", metric="val_error")
+    figure = plot.anytime_figure(summary, title=f"digits CNN, budget {budget} member-steps")
+    print("wrote", ", ".join(str(p) for p in plot.save_figure(figure, path)))
+
+
 def main():
     args = parse_args()
     import jax
@@ -182,6 +197,8 @@ def main():
         print(f"{row['method']:12s} {row['median_final_error']:19.4f} "
               f"{'never' if fraction in (None, float('inf')) else f'{fraction:.2f}':>29s} "
               f"{row['median_wallclock_s']:9.1f}")
+    if args.plot:
+        draw(results, budget, args.plot)
     if args.json:
         write_json(args.json, {"results": results, "summary": summary, "settings": settings, "budget": budget,
                                "versions": {"jax": jax.__version__, "python": platform.python_version(),

@@ -431,10 +431,26 @@ def summarise(record: ExperimentRecord, *, x: str = "time", quantity: str = "val
     bootstrap confidence band over seeds. Ranks are averaged over the seeds all methods
     share (:func:`average_rank`), on values held after a run's end.
     """
-    function = statistic_function(statistic)
     curves, mode = quantity_curves(record, x, quantity)
     if not curves:
         raise ValueError(f"{str(record.path)!r} has no run with recorded trials yet")
+    return summarise_curves(curves, mode, x=x, quantity=quantity, metric=record.metric,
+                            statistic=statistic, num_points=num_points, log_grid=log_grid,
+                            confidence=confidence, num_resamples=num_resamples, seed=seed)
+
+
+def summarise_curves(curves: Mapping[str, Mapping[int, Curve]], mode: str, *, x: str,
+                     quantity: str = "value", metric: str | None = None,
+                     statistic: str = "median", num_points: int = 200, log_grid: bool = False,
+                     confidence: float = 0.95, num_resamples: int = 1000, seed: int = 0
+                     ) -> Summary:
+    """:func:`summarise` for curves gathered elsewhere (a benchmark's runs): ``curves``
+    maps each method to its seeds' curves, of a quantity optimised in ``mode``; ``x``
+    names their x axis."""
+    check_mode(mode)
+    if not curves or not all(curves.values()):
+        raise ValueError("curves must map each method to at least one seed's curve")
+    function = statistic_function(statistic)
     all_curves = [c for seeds in curves.values() for c in seeds.values()]
     grid = common_grid(all_curves, num_points=num_points, log=log_grid, integer=(x == "evals"))
     seeds = shared_seeds(curves)
@@ -454,7 +470,7 @@ def summarise(record: ExperimentRecord, *, x: str = "time", quantity: str = "val
         methods[name] = MethodSummary(name, center, lower, upper,
                                       ranks.get(name, np.full(grid.shape, np.nan)), len(runs),
                                       float(end))
-    return Summary(grid, methods, x, quantity, statistic, confidence, mode, record.metric)
+    return Summary(grid, methods, x, quantity, statistic, confidence, mode, metric)
 
 
 def _ranks_on_grid(curves, seeds, grid, mode) -> dict[str, np.ndarray]:

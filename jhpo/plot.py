@@ -28,7 +28,7 @@ except ImportError as error:  # matplotlib is an optional extra
 STATUS_COLOURS = {COMPLETED: "#1f77b4", STOPPED: "#ff7f0e", FAILED: "#d62728"}
 KINDS = ("anytime", "trials", "pareto", "curves")
 _X_LABELS = {"time": "wall-clock time (s)", "evals": "evaluations",
-             "resource": "resource used (sum over trials)"}
+             "resource": "resource used (sum over trials)", "member_steps": "member-steps trained"}
 _QUANTITY_LABELS = {"value": "best {metric} so far", "regret": "regret of the incumbent",
                     "normalised_regret": "normalised regret of the incumbent"}
 _STATISTIC_LABELS = {"median": "median", "iqm": "interquartile mean"}

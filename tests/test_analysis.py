@@ -226,6 +226,22 @@ def test_summarise_medians_ranks_and_end_of_runs_by_hand():
     assert np.isnan(iqm.methods["a"].center[0])
 
 
+def test_summarise_curves_from_outside_an_experiment():
+    curves = {"a": {0: analysis.Curve([1.0, 3.0], [5.0, 2.0]),
+                    1: analysis.Curve([2.0, 4.0], [4.0, 1.0])}}
+    summary = analysis.summarise_curves(curves, "min", x="member_steps", metric="val_error",
+                                        num_points=7, num_resamples=20)
+    grid, center = summary.grid, summary.methods["a"].center
+    # both seeds have a result from x = 2 on; the median of the two incumbents
+    expected = np.where(grid >= 4, 1.5, np.where(grid >= 3, 3.0, 4.5))
+    np.testing.assert_allclose(center[grid >= 2], expected[grid >= 2])
+    assert (summary.x, summary.metric, summary.methods["a"].end) == ("member_steps", "val_error", 4.0)
+    with pytest.raises(ValueError, match="mode='lowest'"):
+        analysis.summarise_curves(curves, "lowest", x="member_steps")
+    with pytest.raises(ValueError, match="at least one seed"):
+        analysis.summarise_curves({"a": {}}, "min", x="member_steps")
+
+
 def test_summarise_regret_and_maximisation():
     regret = analysis.summarise(hand_record(optimum=0.0), x="evals", quantity="regret",
                                 num_resamples=20)
