@@ -67,16 +67,15 @@ def parse_args():
     return parser.parse_args()
 
 
-def member_steps_trained_by(trials, moment: float) -> float:
-    """Member-steps every slot had trained at ``moment``: finished trials in full, running
-    ones in proportion to the time they had run (slots train in lockstep, so a trial's
-    steps accrue evenly over its lifetime)."""
-    total = 0.0
-    for trial in trials:
-        steps = trial.resource - (trial.start_resource or 0.0)
-        duration = max(trial.end_time - trial.start_time, 1e-9)
-        total += steps * min(max((moment - trial.start_time) / duration, 0.0), 1.0)
-    return total
+def member_steps_trained_by(trials, moments) -> np.ndarray:
+    """Member-steps every slot had trained at each of ``moments``: finished trials in
+    full, running ones in proportion to the time they had run (slots train in lockstep,
+    so a trial's steps accrue evenly over its lifetime)."""
+    steps = np.array([t.resource - (t.start_resource or 0.0) for t in trials])
+    starts = np.array([t.start_time for t in trials])
+    durations = np.maximum(np.array([t.end_time for t in trials]) - starts, 1e-9)
+    done = np.clip((np.asarray(moments)[:, None] - starts) / durations, 0.0, 1.0)
+    return done @ steps
 
 
 def anytime(result):
@@ -84,10 +83,11 @@ def anytime(result):
     trials still running included) and the wall-clock, at each trial's end."""
     trials = sorted(result.trials, key=lambda t: t.end_time)
     start = min(t.start_time for t in trials)
-    steps_used = [member_steps_trained_by(trials, t.end_time) for t in trials]
+    ends = [t.end_time for t in trials]
+    steps_used = member_steps_trained_by(trials, ends)
     errors = np.array([t.value if t.ok else np.inf for t in trials])
     best = np.minimum.accumulate(errors)
-    return steps_used, best.tolist(), [t.end_time - start for t in trials]
+    return steps_used.tolist(), best.tolist(), [end - start for end in ends]
 
 
 def budget_to_reach(member_steps, best, target) -> float:

@@ -10,7 +10,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 from scipy import stats
 
-from jhpo import gp
+from jhpo import gp, problems
 
 DIM = 3
 
@@ -190,12 +190,6 @@ def test_duplicate_rows_and_tiny_noise_stay_finite():
     assert np.all(np.isfinite(mean)) and np.all(variance > 0)
 
 
-def branin_on_unit_square(u):
-    x1, x2 = 15 * u[:, 0] - 5, 15 * u[:, 1]
-    return ((x2 - 5.1 / (4 * math.pi**2) * x1**2 + 5 / math.pi * x1 - 6) ** 2
-            + 10 * (1 - 1 / (8 * math.pi)) * np.cos(x1) + 10)
-
-
 def test_noise_free_fit_resolves_the_minimum_under_a_wide_range():
     # Branin spans about 0.4 to 300, and the points near a minimum differ by about
     # 0.1: a noise floor of 1e-6 (of the standardised variance) smoothed them by
@@ -203,9 +197,9 @@ def test_noise_free_fit_resolves_the_minimum_under_a_wide_range():
     rng = np.random.default_rng(0)
     centre = np.array([(math.pi + 5) / 15, 2.275 / 15])
     x = np.concatenate([rng.random((40, 2)), centre + 0.01 * rng.standard_normal((10, 2))])
-    y = branin_on_unit_square(x)
     mask = jnp.ones(50, bool)
     with jax.enable_x64(True):
+        y = np.asarray(problems.branin().fn({"x1": 15 * x[:, 0] - 5, "x2": 15 * x[:, 1]}))
         standardized, offset, scale = gp.standardize(jnp.asarray(y), mask)
         params, _ = fit(jax.random.key(0), jnp.asarray(x), standardized, mask,
                         gp.default_params(2, jnp.float64))
