@@ -132,6 +132,18 @@ def test_maximize_refines_a_narrow_peak_near_a_centre():
     assert float(value) < 0.01
 
 
+def test_maximize_refines_within_2e_4_next_to_an_excluded_maximum():
+    # As in BO late in a run: the incumbent is observed (excluded) and the best
+    # fresh row is a hair away from it.
+    excluded = TARGET[None].astype(jnp.float64)
+    config = acq.MaximizeConfig(num_screen=256)
+    for seed in range(3):
+        row, _, found = jit(lambda k: acq.maximize(peak, k, uniform_rows, excluded, jnp.ones(1, bool),
+                                                   config=config, centres=excluded))(jax.random.key(seed))
+        assert bool(found)
+        assert 0 < float(jnp.abs(row - TARGET).max()) < 2e-4
+
+
 def snap_to_grid(rows):
     return jnp.round(rows * 4) / 4
 
