@@ -12,7 +12,9 @@ of cost, not of evaluations:
 The table gives, per method, the median over seeds of the best log10 regret among
 the evaluations finished within 100, 300 and 1000 s of cumulative cost, and the
 median cumulative cost at which each run first reached the target: plain BO's
-median final regret (a run that never reaches it counts as infinite).
+median final regret (a run that never reaches it counts as infinite). A last line
+repeats that comparison as if plain BO had stopped at 100, 300 and 1000 s and at its
+final cost, each as a fraction of that budget, because the fraction depends on it.
 
     python benchmarks/cost_aware.py [--quick] [--json PATH] [--seeds N] [--cpu N]
 """
@@ -142,6 +144,24 @@ def print_table(results, methods):
         total = statistics.median(r["cumulative_cost"][-1] for r in runs)
         print(f"| {method} | " + " / ".join(f"{v:.2f}" for v in regrets)
               + f" | {reach:.0f} s | {total:.0f} s |")
+    if reference == "bo" and "bo_cost" in methods:
+        print_budget_fractions(results)
+
+
+def print_budget_fractions(results):
+    """How the half-cost comparison depends on the budget: for plain BO stopped at each
+    checkpoint within its budget, and at its final cost, bo_cost's median cost to reach plain BO's median regret there, as a
+    fraction of the checkpoint (below 0.5: the target met at that budget)."""
+    plain = [r for r in results if r["method"] == "bo"]
+    aware = [r for r in results if r["method"] == "bo_cost"]
+    budget = statistics.median(r["cumulative_cost"][-1] for r in plain)
+    cells = []
+    for checkpoint in [c for c in COST_CHECKPOINTS if c < budget] + [budget]:
+        target = statistics.median(regret_at_cost(r, checkpoint) for r in plain)
+        reach = statistics.median(cost_to_reach(r, target) for r in aware)
+        cells.append(f"{checkpoint:.0f} s: {reach / checkpoint:.2f}")
+    print("\nbo_cost's cost to reach bo's median regret at a budget, as a fraction of that "
+          "budget: " + ", ".join(cells))
 
 
 if __name__ == "__main__":
