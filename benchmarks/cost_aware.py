@@ -1,13 +1,16 @@
 """Best regret against cumulative evaluation cost: cost-aware BO against plain BO.
 
-Problem: ``jhpo.problems.branin_cost``, Branin whose evaluation cost, simulated as a
-known function so that runs are fast, rises 100-fold along x1 (1 s to 100 s). Each
-method runs sequentially, for several seeds, until its cumulative cost reaches
+Problems (evaluation costs simulated as known functions, so that runs are fast):
+  branin_cost           Branin whose cost rises 100-fold along x1 (1 s to 100 s);
+  branin_costly_minima  Branin whose cost peaks at 100 s on each minimiser and is
+                        about 1 s far from them: the adverse case.
+Each method runs sequentially, for several seeds, until its cumulative cost reaches
 ``--budget`` seconds (or ``--evaluations``, a cap): the methods get the same budget
 of cost, not of evaluations:
-  bo_cost  jhpo ``bo`` with ``cost_aware=True``, told each evaluation's cost:
-           LogEI minus the GP's expected log cost;
-  bo       jhpo ``bo``, cost-blind.
+  bo_cost   jhpo ``bo`` with ``cost_aware=True``, told each evaluation's cost:
+            LogEI minus the GP's expected log cost (EI per unit cost);
+  bo_cost2  the same with ``cost_exponent=2``: LogEI minus twice the expected log cost;
+  bo        jhpo ``bo``, cost-blind.
 
 The table gives, per method, the median over seeds of the best log10 regret among
 the evaluations finished within 100, 300 and 1000 s of cumulative cost, and the
@@ -17,6 +20,7 @@ repeats that comparison as if plain BO had stopped at 100, 300 and 1000 s and at
 final cost, each as a fraction of that budget, because the fraction depends on it.
 
     python benchmarks/cost_aware.py [--quick] [--json PATH] [--seeds N] [--cpu N]
+                                    [--problems NAME ...] [--methods NAME ...]
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ import time
 from common import add_cpu_argument, make_parser, pin_cpu, versions, write_json
 
 REGRET_FLOOR = 1e-12
-ALL_METHODS = ["bo_cost", "bo"]
+ALL_METHODS = ["bo_cost", "bo_cost2", "bo"]
+ALL_PROBLEMS = ["branin_cost", "branin_costly_minima"]
+COST_EXPONENTS = {"bo_cost": 1.0, "bo_cost2": 2.0}
 COST_CHECKPOINTS = (100.0, 300.0, 1000.0)
 
 
@@ -38,6 +44,8 @@ def parse_args():
     parser.add_argument("--budget", type=float, default=None, help="seconds, default 1500")
     parser.add_argument("--evaluations", type=int, default=100, help="cap per run (100)")
     parser.add_argument("--methods", nargs="+", choices=ALL_METHODS, default=None)
+    parser.add_argument("--problems", nargs="+", choices=ALL_PROBLEMS, default=None,
+                        help="default: both (--quick: branin_cost)")
     add_cpu_argument(parser)
     return parser.parse_args()
 
@@ -56,8 +64,9 @@ def run(problem, method, seed, budget, evaluations):
 
     from jhpo.searchers import make
 
-    cost_aware = method == "bo_cost"
-    searcher = make("bo", problem.space, cost_aware=cost_aware)
+    cost_aware = method in COST_EXPONENTS
+    options = {"cost_aware": True, "cost_exponent": COST_EXPONENTS[method]} if cost_aware else {}
+    searcher = make("bo", problem.space, **options)
     key = jax.random.key(seed)
     state = searcher.init(key)
     evaluated, seconds, spent = [], [], 0.0
@@ -105,23 +114,27 @@ def main():
     pin_cpu(args.cpu)
     from jhpo import problems
 
-    problem = problems.branin_cost()
     seeds = args.seeds or (2 if args.quick else 7)
     budget = args.budget or (500.0 if args.quick else 1500.0)
     methods = args.methods or ALL_METHODS
+    names = args.problems or (ALL_PROBLEMS[:1] if args.quick else ALL_PROBLEMS)
     results = []
-    for method in methods:
-        for seed in range(seeds):
-            started = time.perf_counter()
-            evaluated, seconds = run(problem, method, seed, budget, args.evaluations)
-            regrets, costs = regret_and_cost_curves(problem, evaluated)
-            results.append({"function": problem.name, "method": method, "seed": seed,
-                            "log10_regret": regrets, "cumulative_cost": costs,
-                            "suggest_s": seconds})
-            print(f"{method:8s} seed {seed}: final log10 regret {regrets[-1]:7.2f} at cost "
-                  f"{costs[-1]:7.0f} s after {len(costs)} evaluations "
-                  f"({time.perf_counter() - started:5.1f} s)", flush=True)
-    print_table(results, methods)
+    for name in names:
+        problem = problems.get(name)
+        for method in methods:
+            for seed in range(seeds):
+                started = time.perf_counter()
+                evaluated, seconds = run(problem, method, seed, budget, args.evaluations)
+                regrets, costs = regret_and_cost_curves(problem, evaluated)
+                results.append({"function": problem.name, "method": method, "seed": seed,
+                                "log10_regret": regrets, "cumulative_cost": costs,
+                                "suggest_s": seconds})
+                print(f"{name} {method:8s} seed {seed}: final log10 regret {regrets[-1]:7.2f} "
+                      f"at cost {costs[-1]:7.0f} s after {len(costs)} evaluations "
+                      f"({time.perf_counter() - started:5.1f} s)", flush=True)
+    for name in names:
+        print(f"\n{name}")
+        print_table([r for r in results if r["function"] == name], methods)
     if args.json:
         write_json(args.json, {"results": results, "versions": versions(),
                                "settings": {"seeds": seeds, "budget": budget,
@@ -144,25 +157,27 @@ def print_table(results, methods):
         total = statistics.median(r["cumulative_cost"][-1] for r in runs)
         print(f"| {method} | " + " / ".join(f"{v:.2f}" for v in regrets)
               + f" | {reach:.0f} s | {total:.0f} s |")
-    if reference == "bo" and "bo_cost" in methods:
-        print_budget_fractions(results)
+    if reference == "bo":
+        print()
+        for method in [m for m in methods if m in COST_EXPONENTS]:
+            print_budget_fractions(results, method)
 
 
-def print_budget_fractions(results):
+def print_budget_fractions(results, method):
     """How the half-cost comparison depends on the budget: for plain BO stopped at each
-    checkpoint within its budget, and at its final cost, bo_cost's median cost to reach plain BO's median regret there, as a
-    fraction of the checkpoint (below 0.5: the target met at that budget)."""
+    checkpoint within its budget, and at its final cost, ``method``'s median cost to
+    reach plain BO's median regret there, as a fraction of that budget (at most 0.5:
+    the target met at that budget)."""
     plain = [r for r in results if r["method"] == "bo"]
-    aware = [r for r in results if r["method"] == "bo_cost"]
+    aware = [r for r in results if r["method"] == method]
     budget = statistics.median(r["cumulative_cost"][-1] for r in plain)
     cells = []
     for checkpoint in [c for c in COST_CHECKPOINTS if c < budget] + [budget]:
         target = statistics.median(regret_at_cost(r, checkpoint) for r in plain)
         reach = statistics.median(cost_to_reach(r, target) for r in aware)
         cells.append(f"{checkpoint:.0f} s: {reach / checkpoint:.2f}")
-    print("\nbo_cost's cost to reach bo's median regret at a budget, as a fraction of that "
+    print(f"{method}'s cost to reach bo's median regret at a budget, as a fraction of that "
           "budget: " + ", ".join(cells))
-
 
 if __name__ == "__main__":
     main()

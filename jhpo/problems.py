@@ -227,6 +227,25 @@ def branin_cost() -> Problem:
     return branin()._replace(name="branin_cost", cost=_branin_cost)
 
 
+_BRANIN_MINIMISERS = ((-math.pi, 12.275), (math.pi, 2.275), (3.0 * math.pi, 2.475))
+# Width, in units of the box's side, of the cost peak around each minimiser.
+_COST_PEAK_WIDTH = 0.15
+
+
+def _branin_costly_minima_cost(config):
+    x1, x2 = jnp.asarray(config["x1"]), jnp.asarray(config["x2"])
+    squared = [((x1 - a) / 15.0) ** 2 + ((x2 - b) / 15.0) ** 2 for a, b in _BRANIN_MINIMISERS]
+    nearest = jnp.min(jnp.stack(squared), axis=0)
+    return 10.0 ** (_COST_DECADES * jnp.exp(-nearest / (2.0 * _COST_PEAK_WIDTH**2)))
+
+
+def branin_costly_minima() -> Problem:
+    """Branin whose simulated cost peaks at 100 s on each of its three minimisers and
+    falls to about 1 s far from them (a Gaussian bump in log cost, 0.15 of the box
+    wide): the adverse case for cost-aware search, which must pay to get close."""
+    return branin()._replace(name="branin_costly_minima", cost=_branin_costly_minima_cost)
+
+
 _ZDT_NAMES = [f"x{i}" for i in range(6)]
 
 
@@ -277,6 +296,7 @@ PROBLEMS: dict[str, Callable[[], Problem]] = {
     "branin_disc": branin_disc,
     "gardner": gardner,
     "branin_cost": branin_cost,
+    "branin_costly_minima": branin_costly_minima,
 }
 
 MULTIOBJECTIVE_PROBLEMS: dict[str, Callable[[], MultiObjectiveProblem]] = {

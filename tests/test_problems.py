@@ -78,6 +78,15 @@ def test_branin_disc_cuts_off_two_of_the_three_minimisers():
     assert [problem.is_feasible({"x1": a, "x2": b}) for a, b in minimisers] == [False, True, False]
 
 
+def test_branin_costly_minima_costs_most_at_every_minimiser():
+    problem = problems.branin_costly_minima()
+    for x1, x2 in [(-math.pi, 12.275), (math.pi, 2.275), (3 * math.pi, 2.475)]:
+        assert float(problem.cost({"x1": x1, "x2": x2})) == pytest.approx(100.0)
+    assert float(problem.cost({"x1": -5.0, "x2": 0.0})) < 1.1
+    # Halfway between two minimisers the cost is far below the peak.
+    assert float(problem.cost({"x1": 0.0, "x2": 7.3})) < 10.0
+
+
 def test_branin_cost_varies_a_hundredfold():
     problem = problems.branin_cost()
     assert float(problem.cost({"x1": -5.0, "x2": 0.0})) == pytest.approx(1.0)

@@ -21,10 +21,10 @@ EVALUATIONS = 16
 BRANIN = problems.branin_cost()
 
 
-def run_branin(seed, constraint, cost):
+def run_branin(seed, constraint, cost, **options):
     """(value, constraint, true cost) of each evaluation; the searcher is told
     ``constraint(config)`` and ``cost(true cost)``."""
-    searcher = make("bo", BRANIN.space, **OPTIONS)
+    searcher = make("bo", BRANIN.space, **{**OPTIONS, **options})
     state, evaluated = searcher.init(jax.random.key(seed)), []
     for i in range(EVALUATIONS):
         row, state = searcher.ask(state, jax.random.key(1000 * seed + i), 1)
@@ -131,6 +131,17 @@ def test_cost_aware_bo_reaches_a_target_for_less_cost_than_cost_blind_bo():
     assert aware[:, 2].sum() < blind[:, 2].sum()
 
 
+def test_cost_exponent_acts_as_telling_the_cost_to_that_power():
+    # LogEI - 2 E[log c] with c told equals LogEI - E[log c^2] with c^2 told: the
+    # log-cost GP models standardised values, which are the same for both.
+    always_feasible = lambda config: 1.0  # noqa: E731
+    squared_cost = run_branin(1, always_feasible, cost=lambda c: c * c)
+    exponent_two = run_branin(1, always_feasible, cost=lambda c: c, cost_exponent=2.0)
+    np.testing.assert_allclose(exponent_two[:, 2], squared_cost[:, 2], rtol=1e-3)
+    exponent_one = run_branin(1, always_feasible, cost=lambda c: c)
+    assert not np.allclose(exponent_one[:, 2], exponent_two[:, 2], rtol=1e-3)
+
+
 def test_several_objectives_through_tune():
     def objective(config):
         return {"a": config["x"] ** 2, "b": (config["x"] - 1.0) ** 2 + config["y"]}
@@ -150,6 +161,8 @@ def test_several_objectives_through_tune():
     ({"num_objectives": 0}, "num_objectives"),
     ({"num_constraints": -1}, "num_constraints"),
     ({"cost_aware": "yes"}, "cost_aware"),
+    ({"cost_aware": True, "cost_exponent": 0.0}, "cost_exponent"),
+    ({"cost_exponent": 2.0}, "cost_exponent"),
     ({"num_constraints": 1, "acquisition": "ucb"}, "acquisition"),
 ])
 def test_bad_output_options_name_the_parameter(options, parameter):
