@@ -283,8 +283,9 @@ def bo(space: Space, **options) -> Searcher:
         several objectives, constraints and costs steer the search.
     cost_exponent (1.0, with ``cost_aware``): the acquisition is LogEI minus this
         times the expected log cost, that is log(EI / cost^exponent). 1 is EI per
-        unit cost; 2 avoids expensive rows more strongly, which paid off on both
-        problems of benchmarks/cost_aware.py (see the module notes).
+        unit cost; 2 avoids expensive rows more strongly, which did better on one
+        problem of benchmarks/cost_aware.py and no worse on the other (see the
+        module notes).
     multi_fidelity (False): each told row ends with the trial's fidelity in [0, 1]
         (``jhpo.goal.Goal.fidelity_of``); the GPs take it as one more input and the
         acquisition looks at fidelity 1. ``jhpo.tune`` and ``jhpo.tune_population`` turn
