@@ -158,7 +158,6 @@ def print_table(results, methods):
         print(f"| {method} | " + " / ".join(f"{v:.2f}" for v in regrets)
               + f" | {reach:.0f} s | {total:.0f} s |")
     if reference == "bo":
-        print()
         for method in [m for m in methods if m in COST_EXPONENTS]:
             print_budget_fractions(results, method)
 
@@ -176,8 +175,9 @@ def print_budget_fractions(results, method):
         target = statistics.median(regret_at_cost(r, checkpoint) for r in plain)
         reach = statistics.median(cost_to_reach(r, target) for r in aware)
         cells.append(f"{checkpoint:.0f} s: {reach / checkpoint:.2f}")
-    print(f"{method}'s cost to reach bo's median regret at a budget, as a fraction of that "
+    print(f"\n{method}'s cost to reach bo's median regret at a budget, as a fraction of that "
           "budget: " + ", ".join(cells))
+
 
 if __name__ == "__main__":
     main()

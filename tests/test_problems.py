@@ -8,6 +8,9 @@ import pytest
 
 from jhpo import problems
 
+# Branin's three minimisers, from the literature.
+BRANIN_MINIMISERS = [(-math.pi, 12.275), (math.pi, 2.275), (3 * math.pi, 2.475)]
+
 
 @pytest.fixture(autouse=True)
 def float64():
@@ -39,9 +42,8 @@ def test_vectorised_evaluation_matches_one_at_a_time():
 
 
 def test_known_values():
-    # Branin's three minimisers, from the literature.
     branin = problems.branin()
-    for x1, x2 in [(-np.pi, 12.275), (np.pi, 2.275), (9.42478, 2.475)]:
+    for x1, x2 in BRANIN_MINIMISERS:
         assert branin({"x1": x1, "x2": x2}) == pytest.approx(0.397887, abs=1e-5)
     ackley = problems.ackley5()
     assert ackley({f"x{i}": 0.0 for i in range(5)}) > 5  # the centre is far from the optimum
@@ -74,13 +76,13 @@ def test_constrained_optimum_is_feasible_and_no_feasible_grid_point_beats_it(nam
 
 def test_branin_disc_cuts_off_two_of_the_three_minimisers():
     problem = problems.branin_disc()
-    minimisers = [(-math.pi, 12.275), (math.pi, 2.275), (3 * math.pi, 2.475)]
-    assert [problem.is_feasible({"x1": a, "x2": b}) for a, b in minimisers] == [False, True, False]
+    assert [problem.is_feasible({"x1": a, "x2": b})
+            for a, b in BRANIN_MINIMISERS] == [False, True, False]
 
 
 def test_branin_costly_minima_costs_most_at_every_minimiser():
     problem = problems.branin_costly_minima()
-    for x1, x2 in [(-math.pi, 12.275), (math.pi, 2.275), (3 * math.pi, 2.475)]:
+    for x1, x2 in BRANIN_MINIMISERS:
         assert float(problem.cost({"x1": x1, "x2": x2})) == pytest.approx(100.0)
     assert float(problem.cost({"x1": -5.0, "x2": 0.0})) < 1.1
     # Halfway between two minimisers the cost is far below the peak.
