@@ -48,7 +48,7 @@ def observations(problem, n, seed=0):
     from jhpo.searchers import make
 
     searcher = make("quasirandom", problem.space)
-    rows, _ = searcher.ask(searcher.init(jax.random.key(seed)), jax.random.key(seed), n)
+    rows, _, _ = searcher.ask(searcher.init(jax.random.key(seed)), jax.random.key(seed), n)
     values = [problem(config) for config in problem.space.to_configs(rows)]
     return rows, jnp.asarray(values, jnp.float32)
 
@@ -65,7 +65,7 @@ def time_jhpo(problem, n, repeats):
     seconds = []
     for i in range(repeats + 1):
         start = time.perf_counter()
-        row, state = searcher.ask(state, jax.random.key(i), 1)
+        row, state, _ = searcher.ask(state, jax.random.key(i), 1)
         jax.block_until_ready(row)
         seconds.append(time.perf_counter() - start)
         value = problem(problem.space.to_configs(row)[0])
@@ -85,7 +85,7 @@ def time_pieces(problem, n, repeats):
     searcher = bo_module.bo(problem.space)
     rows, values = observations(problem, n)
     state = searcher.tell(searcher.init(jax.random.key(0)), rows, values)
-    _, state = searcher.ask(state, jax.random.key(0), 1)  # fitted, with one row pending
+    _, state, _ = searcher.ask(state, jax.random.key(0), 1)  # fitted, with one row pending
     config = bo_module.make_config(problem.space)
     with jax.enable_x64(True):
         x, y, mask = bo_module._fit_data(state.observed, config.fit.warp)

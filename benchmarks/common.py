@@ -86,7 +86,7 @@ def run_jhpo_sequential(searcher, problem, seed, evaluations):
     values, seconds = [], []
     for i in range(evaluations):
         start = time.perf_counter()
-        row, state = searcher.ask(state, jax.random.fold_in(key, i), 1)
+        row, state, _ = searcher.ask(state, jax.random.fold_in(key, i), 1)
         jax.block_until_ready(row)
         seconds.append(time.perf_counter() - start)
         value = evaluate(problem, problem.space.to_configs(row)[0])

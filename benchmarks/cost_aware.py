@@ -74,7 +74,7 @@ def run(problem, method, seed, budget, evaluations):
         if spent >= budget:
             break
         start = time.perf_counter()
-        row, state = searcher.ask(state, jax.random.fold_in(key, i), 1)
+        row, state, _ = searcher.ask(state, jax.random.fold_in(key, i), 1)
         jax.block_until_ready(row)
         seconds.append(time.perf_counter() - start)
         value, cost = evaluate(problem, problem.space.to_configs(row)[0])

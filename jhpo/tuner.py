@@ -8,6 +8,7 @@ import math
 import numbers
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -116,7 +117,13 @@ class Optimizer:
         if not isinstance(n, numbers.Integral) or n < 1:
             raise ValueError(f"n={n!r} must be a positive integer")
         key = jax.random.fold_in(self._ask_key, self.num_asked)
-        rows, self.state = self.searcher.ask(self.state, key, int(n))
+        rows, self.state, fresh = self.searcher.ask(self.state, key, int(n))
+        repeats = int(n) - int(np.sum(np.asarray(fresh)))
+        if repeats:
+            warnings.warn(
+                f"the searcher found no unobserved configuration for {repeats} of the {n} "
+                "asked (a small discrete space may be used up): they repeat evaluated or "
+                "pending ones", stacklevel=2)
         self.num_asked += int(n)
         configs = self.space.to_configs(rows)
         for row, config in zip(rows, configs):

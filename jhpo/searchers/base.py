@@ -1,9 +1,15 @@
 """The searcher record and the padded observation buffers searchers keep their data in.
 
 A searcher is three pure functions over a pytree state, in the manner of optax's
-``GradientTransformation``: ``init(key) -> state``, ``ask(state, key, n) -> (rows, state)``
-and ``tell(state, rows, values) -> state``. Rows are canonical unit-cube rows of a
+``GradientTransformation``: ``init(key) -> state``, ``ask(state, key, n) -> (rows, state,
+fresh)`` and ``tell(state, rows, values) -> state``. Rows are canonical unit-cube rows of a
 :class:`jhpo.space.Space`; values are to be minimised and NaN marks a failed trial.
+
+``fresh`` is an (n,) bool array beside the rows, as BlackJAX's kernels return what happened
+beside the new state: False marks a row that repeats one already observed or pending
+because the searcher found nothing else (a small discrete space used up). The caller
+decides what to do about it (``jhpo.Optimizer`` warns); a searcher that never looks for
+repeats, as random search, returns all True.
 
 Observations live in fixed-capacity buffers with a mask. Capacity doubles when full, so a
 jitted kernel over a buffer compiles once per power of two, not once per trial. The
@@ -25,7 +31,7 @@ class Searcher(NamedTuple):
     """A search strategy as pure functions over its state."""
 
     init: Callable[[jax.Array], State]
-    ask: Callable[[State, jax.Array, int], tuple[jax.Array, State]]
+    ask: Callable[[State, jax.Array, int], tuple[jax.Array, State, jax.Array]]
     tell: Callable[[State, jax.Array, jax.Array], State]
 
 

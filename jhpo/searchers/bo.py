@@ -88,7 +88,6 @@ from __future__ import annotations
 
 import functools
 import numbers
-import warnings
 from typing import NamedTuple
 
 import jax
@@ -312,7 +311,7 @@ def bo(space: Space, **options) -> Searcher:
         return BOState(observed, start.pending, start.permutations, params,
                        jnp.zeros((), jnp.int32))
 
-    def ask(state: BOState, key: jax.Array, n: int) -> tuple[jax.Array, BOState]:
+    def ask(state: BOState, key: jax.Array, n: int) -> tuple[jax.Array, BOState, jax.Array]:
         _check_count("n", n, 1)
         fit_key, *row_keys = jax.random.split(key, n + 1)
         # Fresh ParEGO weights per ask, shared by the fit and every row of the batch. Drawn
@@ -320,18 +319,19 @@ def bo(space: Space, **options) -> Searcher:
         weights = None if single else acq.simplex_weights(jax.random.fold_in(fit_key, 1),
                                                           outputs.num_objectives)
         fitted = False
-        rows = []
+        rows, fresh = [], []
         for row_key in row_keys:
             if state.observed.count < config.num_initial:
-                row = _initial_row(space, initial, state, row_key)
+                row, found = _initial_row(space, initial, state, row_key)
             else:
                 if not fitted:  # once per ask: only real observations move the fit
                     state = fit_update(config, state, fit_key, weights)
                     fitted = True
-                row = proposer(space, config, state, row_key, weights)
+                row, found = proposer(space, config, state, row_key, weights)
             state = state._replace(pending=append(state.pending, row[None]))
             rows.append(row)
-        return jnp.stack(rows), state
+            fresh.append(found)
+        return jnp.stack(rows), state, jnp.stack(fresh)
 
     return Searcher(init, ask, record_told)
 
@@ -370,14 +370,13 @@ def update_fit(config: BOConfig, state: BOState, key: jax.Array,
 
 
 def propose(space: Space, config: BOConfig, state: BOState, key: jax.Array,
-            weights: jax.Array | None = None) -> jax.Array:
-    """The acquisition maximiser given the state's fit, observations and pending rows."""
+            weights: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """The acquisition maximiser given the state's fit, observations and pending rows, and
+    whether it is fresh (False: every candidate was already observed or pending)."""
     del weights
     with jax.enable_x64(True):
-        row, found = _propose_kernel(space, config.propose, state.params, state.observed,
-                                     state.pending, key)
-    _warn_unless_found(found)
-    return row
+        return _propose_kernel(space, config.propose, state.params, state.observed,
+                               state.pending, key)
 
 
 def update_output_fits(config: BOConfig, state: BOState, key: jax.Array,
@@ -395,36 +394,28 @@ def update_output_fits(config: BOConfig, state: BOState, key: jax.Array,
 
 
 def propose_for_outputs(space: Space, config: BOConfig, state: BOState, key: jax.Array,
-                        weights: jax.Array) -> jax.Array:
+                        weights: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``propose`` for several outputs: scalarised objective, feasibility and cost."""
     with jax.enable_x64(True):
-        row, found = _propose_outputs_kernel(space, config.propose, config.outputs, state.params,
-                                             state.observed, state.pending, weights, key)
-    _warn_unless_found(found)
-    return row
+        return _propose_outputs_kernel(space, config.propose, config.outputs, state.params,
+                                       state.observed, state.pending, weights, key)
 
 
-def _warn_unless_found(found: jax.Array) -> None:
-    if not bool(found):
-        warnings.warn(
-            "bo: every candidate configuration was already observed or pending (a small "
-            "discrete space may be used up); proposing an observed configuration again",
-            stacklevel=4,
-        )
-
-
-def _initial_row(space: Space, initial: Searcher, state: BOState, key: jax.Array) -> jax.Array:
+def _initial_row(space: Space, initial: Searcher, state: BOState,
+                 key: jax.Array) -> tuple[jax.Array, jax.Array]:
     halton_state = QuasiRandomState(state.observed, state.pending, state.permutations)
-    rows, _ = initial.ask(halton_state, key, 1)
+    rows, _, _ = initial.ask(halton_state, key, 1)
     return _first_untaken(space, rows[0], state.observed, state.pending, key)
 
 
 @functools.partial(jax.jit, static_argnums=0, compiler_options=gp.COMPILER_OPTIONS)
-def _first_untaken(space: Space, row, observed: Buffer, pending: Buffer, key) -> jax.Array:
-    """``row`` unless it is observed or pending, else the first random row that is not."""
+def _first_untaken(space: Space, row, observed: Buffer, pending: Buffer,
+                   key) -> tuple[jax.Array, jax.Array]:
+    """``row`` unless it is observed or pending, else the first random row that is not;
+    and whether one was found (else ``row`` is returned, taken)."""
     candidates = jnp.concatenate([row[None], space.sample(key, _INITIAL_FALLBACK_ROWS)])
-    taken = _taken(candidates, observed, pending)
-    return candidates[jnp.argmax(~taken)]
+    untaken = ~_taken(candidates, observed, pending)
+    return candidates[jnp.argmax(untaken)], untaken.any()
 
 
 def _taken(rows: jax.Array, observed: Buffer, pending: Buffer) -> jax.Array:

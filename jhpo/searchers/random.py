@@ -30,7 +30,7 @@ def random(space: Space, *, num_objectives: int = 1, num_constraints: int = 0,
 
     def ask(state: SearchState, key: jax.Array, n: int):
         rows = _jitted_sample(space, key, n)
-        return rows, record_asked(state, rows)
+        return rows, record_asked(state, rows), jnp.ones(n, bool)
 
     return Searcher(init, ask, record_told)
 
@@ -66,7 +66,7 @@ def quasirandom(space: Space, *, num_objectives: int = 1, num_constraints: int =
         del key  # the scrambling drawn at init is the only randomness
         start = state.observed.count + state.pending.count
         rows = _halton_rows(space, state.permutations, bases, start, n)
-        return rows, record_asked(state, rows)
+        return rows, record_asked(state, rows), jnp.ones(n, bool)
 
     return Searcher(init, ask, record_told)
 

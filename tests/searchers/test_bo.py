@@ -50,12 +50,12 @@ def test_batch_ask_returns_distinct_fresh_valid_rows():
     searcher = make("bo", SPACE, **OPTIONS)
     rows = sample(jax.random.key(1), 6)
     state = observed_state(searcher, rows, objective(rows))
-    batch, state_after = searcher.ask(state, jax.random.key(2), 4)
+    batch, state_after, _ = searcher.ask(state, jax.random.key(2), 4)
     assert batch.shape == (4, SPACE.dim) and batch.dtype == jnp.float32
     assert_fresh_valid_rows(batch, state)
     assert state_after.pending.count == 4
     # With those four still pending, the next ask avoids them too.
-    more, _ = searcher.ask(state_after, jax.random.key(3), 2)
+    more, _, _ = searcher.ask(state_after, jax.random.key(3), 2)
     assert_fresh_valid_rows(more, state_after)
 
 
@@ -70,7 +70,7 @@ def test_duplicate_rows_constant_values_and_failures_give_finite_fresh_rows():
     }
     for name, (rows, values) in cases.items():
         state = observed_state(searcher, rows, values)
-        batch, state_after = searcher.ask(state, jax.random.key(8), 2)
+        batch, state_after, _ = searcher.ask(state, jax.random.key(8), 2)
         assert np.all(np.isfinite(np.asarray(batch))), name
         assert all(np.all(np.isfinite(np.asarray(p))) for p in state_after.params), name
         assert_fresh_valid_rows(batch, state)
@@ -80,7 +80,7 @@ def test_single_observation_is_enough():
     searcher = make("bo", SPACE, **{**OPTIONS, "num_initial": 1})
     rows = sample(jax.random.key(9), 1)
     state = observed_state(searcher, rows, [0.7])
-    batch, _ = searcher.ask(state, jax.random.key(10), 1)
+    batch, _, _ = searcher.ask(state, jax.random.key(10), 1)
     assert np.all(np.isfinite(np.asarray(batch)))
     assert_fresh_valid_rows(batch, state)
 
@@ -94,18 +94,31 @@ def test_failed_trials_are_read_as_the_worst_value():
     np.testing.assert_array_equal(np.asarray(imputed)[:3], [1.0, 3.0, 3.0])
 
 
-def test_a_used_up_discrete_space_warns_instead_of_failing():
+def test_a_used_up_discrete_space_says_so_in_what_ask_returns():
     tiny = Space({"n": jhpo.randint(1, 3), "c": jhpo.choice(["a", "b"])})  # 6 configurations
     searcher = make("bo", tiny, **{**OPTIONS, "num_initial": 2})
     state = searcher.init(jax.random.key(0))
     seen = set()
     for i in range(6):
-        row, state = searcher.ask(state, jax.random.key(i), 1)
+        row, state, fresh = searcher.ask(state, jax.random.key(i), 1)
+        assert bool(fresh[0])
         seen.add(np.asarray(row).tobytes())
         state = searcher.tell(state, row, jnp.asarray([float(i)]))
     assert len(seen) == 6  # every configuration once, none twice
-    with pytest.warns(UserWarning, match="already observed or pending"):
-        searcher.ask(state, jax.random.key(6), 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the kernel itself no longer warns
+        row, _, fresh = searcher.ask(state, jax.random.key(6), 1)
+    assert not bool(fresh[0]) and np.asarray(row).tobytes() in seen
+
+
+def test_the_optimizer_warns_when_the_searcher_repeats_a_configuration():
+    tiny = {"c": jhpo.choice(["a", "b"])}
+    opt = jhpo.Optimizer(tiny, "bo", seed=0, searcher_options={**OPTIONS, "num_initial": 1})
+    for value in (1.0, 2.0):
+        configs = opt.ask(1)
+        opt.tell(configs, [value])
+    with pytest.warns(UserWarning, match="1 of the 1 asked"):
+        opt.ask(1)
 
 
 BRANIN = problems.branin()
@@ -138,7 +151,7 @@ def branin_run() -> BraninRun:
         state = searcher.init(jax.random.key(0))
         for i in range(BRANIN_ASKS):
             before = len(events)
-            row, state = searcher.ask(state, jax.random.key(i), 1)
+            row, state, _ = searcher.ask(state, jax.random.key(i), 1)
             with jax.enable_x64(True):
                 value = BRANIN(BRANIN.space.to_configs(row)[0])
             state = searcher.tell(state, row, jnp.asarray([value], jnp.float32))
@@ -174,7 +187,7 @@ def test_bo_beats_random_on_branin(branin_run):
         searcher = make("random", BRANIN.space)
         state, best = searcher.init(jax.random.key(seed)), np.inf
         for i in range(BRANIN_ASKS):
-            row, state = searcher.ask(state, jax.random.key(100 * seed + i), 1)
+            row, state, _ = searcher.ask(state, jax.random.key(100 * seed + i), 1)
             with jax.enable_x64(True):
                 value = BRANIN(BRANIN.space.to_configs(row)[0])
             best = min(best, value)
@@ -250,5 +263,5 @@ def test_ucb_acquisition_proposes_fresh_rows():
     state = observed_state(searcher, rows, objective(rows))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        batch, _ = searcher.ask(state, jax.random.key(12), 2)
+        batch, _, _ = searcher.ask(state, jax.random.key(12), 2)
     assert_fresh_valid_rows(batch, state)

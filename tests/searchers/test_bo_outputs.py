@@ -27,7 +27,7 @@ def run_branin(seed, constraint, cost, **options):
     searcher = make("bo", BRANIN.space, **{**OPTIONS, **options})
     state, evaluated = searcher.init(jax.random.key(seed)), []
     for i in range(EVALUATIONS):
-        row, state = searcher.ask(state, jax.random.key(1000 * seed + i), 1)
+        row, state, _ = searcher.ask(state, jax.random.key(1000 * seed + i), 1)
         config = BRANIN.space.to_configs(row)[0]
         with jax.enable_x64(True):
             value, true_cost = BRANIN(config), float(BRANIN.cost(config))
@@ -113,7 +113,7 @@ def test_feasibility_comes_first_while_nothing_feasible_is_known():
     # Infeasible everywhere seen, less so towards small x2: the next row should go there.
     told = [[BRANIN(c), -c["x2"] - 1.0, 1.0] for c in configs]
     state = searcher.tell(searcher.init(jax.random.key(0)), rows, jnp.asarray(told, jnp.float32))
-    proposed, _ = searcher.ask(state, jax.random.key(4), 1)
+    proposed, _, _ = searcher.ask(state, jax.random.key(4), 1)
     x2 = BRANIN.space.to_configs(proposed)[0]["x2"]
     assert x2 < min(c["x2"] for c in configs), x2
 

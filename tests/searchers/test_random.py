@@ -13,8 +13,8 @@ SPACE = Space({"x": jhpo.uniform(0, 1), "y": jhpo.uniform(0, 1), "c": jhpo.choic
 @pytest.mark.parametrize("name", ["random", "quasirandom"])
 def test_same_key_same_rows_and_asked_rows_become_pending(name):
     searcher = make(name, SPACE)
-    rows_a, state_a = searcher.ask(searcher.init(jax.random.key(0)), jax.random.key(1), 5)
-    rows_b, _ = searcher.ask(searcher.init(jax.random.key(0)), jax.random.key(1), 5)
+    rows_a, state_a, _ = searcher.ask(searcher.init(jax.random.key(0)), jax.random.key(1), 5)
+    rows_b, _, _ = searcher.ask(searcher.init(jax.random.key(0)), jax.random.key(1), 5)
     np.testing.assert_array_equal(np.asarray(rows_a), np.asarray(rows_b))
     assert state_a.pending.count == 5
     state = searcher.tell(state_a, rows_a[:3], jnp.arange(3.0))
@@ -27,21 +27,21 @@ def test_quasirandom_stratifies_each_parameter():
     space = Space({"x": jhpo.uniform(0, 1), "y": jhpo.uniform(0, 1)})
     searcher = make("quasirandom", space)
     state = searcher.init(jax.random.key(7))
-    rows, state = searcher.ask(state, jax.random.key(0), 64)
+    rows, state, _ = searcher.ask(state, jax.random.key(0), 64)
     x = np.asarray(rows[:, 0])
     assert sorted(np.floor(x * 64).astype(int)) == list(range(64))
-    rows81, _ = make("quasirandom", space).ask(searcher.init(jax.random.key(7)), jax.random.key(0), 81)
+    rows81, _, _ = make("quasirandom", space).ask(searcher.init(jax.random.key(7)), jax.random.key(0), 81)
     assert sorted(np.floor(np.asarray(rows81[:, 1]) * 81).astype(int)) == list(range(81))
 
 
 def test_quasirandom_continues_the_sequence_across_asks_and_tells():
     space = Space({"x": jhpo.uniform(0, 1), "y": jhpo.uniform(0, 1)})
     searcher = make("quasirandom", space)
-    all_at_once, _ = searcher.ask(searcher.init(jax.random.key(3)), jax.random.key(0), 12)
+    all_at_once, _, _ = searcher.ask(searcher.init(jax.random.key(3)), jax.random.key(0), 12)
     state = searcher.init(jax.random.key(3))
-    first, state = searcher.ask(state, jax.random.key(0), 5)
+    first, state, _ = searcher.ask(state, jax.random.key(0), 5)
     state = searcher.tell(state, first[:2], jnp.zeros(2))
-    second, _ = searcher.ask(state, jax.random.key(1), 7)
+    second, _, _ = searcher.ask(state, jax.random.key(1), 7)
     np.testing.assert_array_equal(np.asarray(jnp.concatenate([first, second])), np.asarray(all_at_once))
 
 
