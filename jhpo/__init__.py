@@ -1,12 +1,14 @@
 """jhpo: hyperparameter optimization in JAX."""
 
-__version__ = "0.1.0"
-
+from jhpo import pareto, problems, schedulers, searchers, tasks
 from jhpo.analysis import load_experiment
 from jhpo.crossval import kfold
 from jhpo.experiment import Method, run_experiment
+from jhpo.population import Task
 from jhpo.population_tuner import tune_population
-from jhpo.results import Result, Trial, load_run
+from jhpo.runs.blackbox import tune
+from jhpo.runs.optimizer import Optimizer
+from jhpo.runs.records import Result, Trial, load_run
 from jhpo.searchers import Searcher
 from jhpo.space import (
     Space,
@@ -18,7 +20,7 @@ from jhpo.space import (
     randint,
     uniform,
 )
-from jhpo.tuner import Optimizer, tune
+from jhpo.version import __version__
 
 __all__ = [
     "Method",
@@ -27,7 +29,9 @@ __all__ = [
     "Searcher",
     "Space",
     "SpaceError",
+    "Task",
     "Trial",
+    "__version__",
     "choice",
     "kfold",
     "load_experiment",
@@ -35,8 +39,13 @@ __all__ = [
     "loguniform",
     "lograndint",
     "ordinal",
+    "pareto",
+    "problems",
     "randint",
     "run_experiment",
+    "schedulers",
+    "searchers",
+    "tasks",
     "tune",
     "tune_population",
     "uniform",

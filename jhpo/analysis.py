@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from jhpo.goal import check_mode
-from jhpo.results import COMPLETED, META_FILE, STOPPED, Result, Trial, load_run
+from jhpo.runs.records import COMPLETED, META_FILE, STOPPED, Result, Trial, load_run
 
 EXPERIMENT_FILE = "experiment.json"
 STATISTICS = ("median", "iqm")

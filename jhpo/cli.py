@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from jhpo import analysis
-from jhpo.results import COMPLETED, FAILED, STOPPED, Result, RunDirectory, load_run
+from jhpo.runs.records import COMPLETED, FAILED, STOPPED, Result, RunDirectory, load_run
 
 
 def _format_value(value) -> str:

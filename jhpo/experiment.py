@@ -25,7 +25,6 @@ change in machine load, common on a shared machine, falls on all methods alike.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import numbers
 import re
@@ -37,7 +36,7 @@ from typing import Any
 from jhpo import searchers as searchers_module
 from jhpo.analysis import EXPERIMENT_FILE, ExperimentRecord, load_experiment
 from jhpo.progress import progress_bar
-from jhpo.results import load_run, versions
+from jhpo.runs.records import load_run, versions
 from jhpo.space import Space
 
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
@@ -136,18 +135,13 @@ def resolve_tuner(tuner: str | Callable) -> tuple[Callable, str]:
     if callable(tuner):
         return tuner, f"{tuner.__module__}.{tuner.__qualname__}"
     if tuner == "tune":
-        from jhpo.tuner import tune
+        from jhpo.runs.blackbox import tune
 
-        return tune, "jhpo.tuner.tune"
+        return tune, "jhpo.tune"
     if tuner == "tune_population":
-        try:
-            module = importlib.import_module("jhpo.population_tuner")
-        except ModuleNotFoundError as error:
-            raise ValueError(
-                "tuner='tune_population' needs jhpo.population_tuner, which this installation "
-                "lacks"
-            ) from error
-        return module.tune_population, "jhpo.population_tuner.tune_population"
+        from jhpo.population_tuner import tune_population
+
+        return tune_population, "jhpo.tune_population"
     raise ValueError(f"tuner={tuner!r} must be 'tune', 'tune_population' or a function")
 
 

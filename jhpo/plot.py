@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from jhpo import analysis
-from jhpo.results import COMPLETED, FAILED, STOPPED, Result, Trial
+from jhpo.runs.records import COMPLETED, FAILED, STOPPED, Result, Trial
 
 try:
     from matplotlib.figure import Figure

@@ -55,11 +55,13 @@ from jhpo import schedulers as schedulers_module
 from jhpo.checkpoint import Checkpoints
 from jhpo.goal import Goal
 from jhpo.progress import progress_bar
-from jhpo.results import COMPLETED, FAILED, STOPPED, Result, RunDirectory, Trial, clean_metrics
+from jhpo.runs.optimizer import Optimizer
+from jhpo.runs.records import COMPLETED, FAILED, STOPPED, AskRecord, Result, RunDirectory, Trial
+from jhpo.runs.shell import make_trial
+from jhpo.schedulers.driver import SchedulerDriver
 from jhpo.schedulers.rungs import rung_levels
-from jhpo.searchers.base import append, capacity_for
+from jhpo.searchers.base import capacity_for
 from jhpo.space import Space
-from jhpo.tuner import BlackBoxScheduling, Optimizer, searcher_row_of, tell_trials
 
 SCHEDULERS = ("asha", "hyperband", "median", "pbt")
 CHECKPOINT_DIR = "checkpoints"
@@ -287,9 +289,10 @@ class _Run:
                                          None if directory is None else directory.path / PAUSED_DIR)
         elif scheduler != "pbt":
             kind = schedulers_module.make(scheduler, **_unit_options(scheduler, units, options))
-            self.scheduling = BlackBoxScheduling(kind, seed, len(goal.metrics))
+            self.scheduling = SchedulerDriver(kind, seed, len(goal.metrics))
         self.max_member_steps = max_member_steps
         self.member_steps = 0
+        self.next_trial_id = 0
         self.num_reports = 0  # lines this run has in reports.jsonl
         self.boundary = 0
         self.started = 0
@@ -316,10 +319,14 @@ class _Run:
         if count <= 0:
             return
         chosen = free[:count]
-        first = self.optimizer.num_asked
+        first, num_told = self.next_trial_id, self.optimizer.num_told
         rows, _ = self.optimizer.ask_rows(count)
+        if self.directory is not None:
+            self.directory.append_ask(AskRecord(list(range(first, first + count)),
+                                                np.asarray(rows).tolist(), num_told))
         for offset, slot in enumerate(chosen):
             self._start_trial(slot, first + offset, np.asarray(rows[offset]), parent=-1, step=0)
+        self.next_trial_id += count
         self.started += count
         self._load_fresh(chosen)
 
@@ -492,9 +499,9 @@ class _Run:
             self._finish(slot, metrics, FAILED if failed else STOPPED,
                          "training diverged" if failed else f"replaced by PBT at step {self.slots.steps[slot]}")
             donor = parents[slot]
-            self._start_trial(slot, self.optimizer.num_asked, explored[slot],
+            self._start_trial(slot, self.next_trial_id, explored[slot],
                               parent=int(donors.trial[donor]), step=int(donors.steps[donor]))
-            self.optimizer.num_asked += 1
+            self.next_trial_id += 1
         self.carry = self.programs.put(_gather(self.carry, jnp.asarray(parents)))
         states, alive_after, failed_step = self.carry
         # a copied member starts healthy from its donor's state
@@ -512,17 +519,12 @@ class _Run:
 
     def _record(self, trial_id, row, values, status, error, started_at, steps, parent,
                 start_step) -> None:
-        ok = status != FAILED
-        objectives = [values[m] if ok else math.nan for m in self.goal.metrics]
-        feasible = self.goal.feasibility([values[c] for c in self.goal.constraints]) if ok else None
-        trial = Trial(
-            trial_id=trial_id, config=self.space.to_configs(row[None])[0],
-            metrics=clean_metrics(values), value=self.goal.value_record(objectives),
-            feasible=feasible, status=status, error=error, start_time=started_at,
-            end_time=time.time(), seed=self.seed, row=row.tolist(), resource=float(steps),
-            parent_id=None if parent < 0 else parent, start_resource=float(start_step),
-        )
-        self.optimizer.tell_rows(row[None], [searcher_row_of(self.goal, trial)])
+        trial = make_trial(
+            self.goal, trial_id=trial_id, row=row, config=self.space.to_configs(row[None])[0],
+            seed=self.seed, status=status, metrics=values, error=error, start_time=started_at,
+            end_time=time.time(), resource=float(steps),
+            parent_id=None if parent < 0 else parent, start_resource=float(start_step))
+        self.optimizer.tell_rows(row[None], [self.optimizer.told_row(trial)])
         self.result.trials.append(trial)
         if self.directory is not None and trial_id not in self.recorded_ids:
             self.directory.append(trial)
@@ -544,7 +546,8 @@ class _Run:
         if self.checkpoints is None:
             return
         record = {"boundary": self.boundary, "started": self.started, "member_steps": self.member_steps,
-                  "num_asked": self.optimizer.num_asked, "num_recorded": len(self.result.trials),
+                  "num_asked": self.optimizer.num_asked, "next_trial_id": self.next_trial_id,
+                  "num_recorded": len(self.result.trials),
                   "num_reports": self.num_reports,
                   "next_level": {} if self.scheduling is None else
                   {str(k): v for k, v in self.scheduling.next_level.items()}}
@@ -567,39 +570,29 @@ class _Run:
         self.boundary, self.started = record["boundary"], record["started"]
         self.member_steps = record["member_steps"]
         self.num_reports = record["num_reports"]
-        _keep_reports(self.directory, self.num_reports)
+        self.directory.keep_reports(lambda index, report: index < self.num_reports)
         if self.promotions is not None:
             member = jax.tree.map(lambda leaf: np.zeros(leaf.shape[1:], leaf.dtype), self.carry[0])
             self.promotions.load(record["promotions"], member)
+        self.next_trial_id = record["next_trial_id"]
         self._rebuild_searcher(stored_trials[: record["num_recorded"]], record["num_asked"])
         return True
 
     def _rebuild_searcher(self, told: list[Trial], num_asked: int) -> None:
-        """The searcher as it stood at the checkpoint: the optimizer is fresh, so tell it
-        the trials recorded by then, in order, and mark the running and paused rows pending."""
-        tell_trials(self.optimizer, told)
-        running = self.slots.rows[self.slots.trial >= 0]
-        if self.promotions is not None and self.promotions.paused:
-            running = np.concatenate([running, [p.row for p in self.promotions.paused.values()]])
-        if len(running):
-            self.optimizer.state = self.optimizer.state._replace(
-                pending=append(self.optimizer.state.pending, jnp.asarray(running)))
-        self.optimizer.num_asked = num_asked
+        """The searcher as it stood at the checkpoint: the fresh optimizer replays the
+        asks made by then between the tells of the trials recorded by then (the running
+        and paused trials' rows are pending again, as the searcher's own ask left them).
+        Asks recorded after the checkpoint are dropped: the intervals since are run again
+        and ask them again."""
+        asks, asked = [], 0
+        for ask in self.directory.read_asks():
+            asked += len(ask.trial_ids)
+            if asked > num_asked:
+                break
+            asks.append(ask)
+        self.directory.keep_asks(len(asks))
+        self.optimizer.replay(asks, told)
         self.result.trials = list(told)
-
-
-def _keep_reports(directory: RunDirectory, count: int) -> None:
-    """Cut ``reports.jsonl`` back to its first ``count`` lines: those written up to the
-    checkpoint a run resumes from (each flushed before the checkpoint was saved). The
-    intervals after it are trained and reported again, so their lines, and a line a kill
-    cut short, go."""
-    path = directory.reports_path
-    if not path.exists():
-        return
-    kept = path.read_text().splitlines(keepends=True)[:count]
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text("".join(kept))
-    temporary.replace(path)
 
 
 def _unit_options(scheduler: str, units: int, options: Mapping[str, Any]) -> dict:

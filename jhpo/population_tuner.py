@@ -3,19 +3,18 @@
 Each round asks the searcher for a population's worth of configurations,
 trains them together as one compiled program (``jhpo.population.train``),
 tells the results and records one trial per member, exactly as ``jhpo.tune``
-records its trials (same ``meta.json`` and ``trials.jsonl``, same resume).
+records its trials (same ``meta.json``, ``asks.jsonl`` and ``trials.jsonl``,
+same resume).
 
 A population runs as a whole, so a killed run loses the population in
-flight. Before training, its configurations are written to
-``run_dir/population.json``; a resume trains that population again from
-those configurations (members are deterministic given configuration and
-seed) and records the members that were not recorded yet.
+flight. Its ask is recorded before training; a resume rebuilds the searcher
+by replaying the recorded asks and tells, then trains the members that were
+asked and never recorded again (a member is deterministic given its
+configuration and its trial's key) and records them under their ids.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import numbers
 import time
 from collections.abc import Mapping, Sequence
@@ -28,12 +27,12 @@ from jhpo import population as pop
 from jhpo.goal import Goal
 from jhpo.population_scheduling import SCHEDULERS, check_scheduler_options, run_scheduled
 from jhpo.progress import progress_bar
-from jhpo.results import COMPLETED, FAILED, Result, RunDirectory, Trial, clean_metrics
+from jhpo.runs.optimizer import Optimizer
+from jhpo.runs.records import COMPLETED, FAILED, AskRecord, Result, Trial
+from jhpo.runs.shell import IDENTITY_KEYS, fidelity_range, make_trial, open_run, resume, run_meta
 from jhpo.searchers import Searcher
 from jhpo.space import Choice, Int, Ordinal, Space
-from jhpo.tuner import IDENTITY_KEYS, Optimizer, fidelity_range, resume, run_meta, searcher_row_of
 
-POPULATION_FILE = "population.json"
 POPULATION_IDENTITY_KEYS = IDENTITY_KEYS + ("task", "steps", "population_size")
 
 
@@ -57,31 +56,6 @@ def largest_batch_size(space: Space) -> int | None:
     return None
 
 
-class _PopulationFile:
-    """The configurations of the population in flight, so a resume can restart it."""
-
-    def __init__(self, directory: RunDirectory | None):
-        self.path = None if directory is None else directory.path / POPULATION_FILE
-
-    def save(self, first_trial_id: int, rows, configs: Sequence[dict]) -> None:
-        if self.path is None:
-            return
-        record = {"first_trial_id": first_trial_id, "rows": np.asarray(rows).tolist(), "configs": list(configs)}
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(record, default=repr))
-        temporary.replace(self.path)
-
-    def load(self) -> tuple[int, np.ndarray, list[dict]] | None:
-        if self.path is None or not self.path.exists():
-            return None
-        record = json.loads(self.path.read_text())
-        return record["first_trial_id"], np.asarray(record["rows"], np.float32), record["configs"]
-
-    def clear(self) -> None:
-        if self.path is not None and self.path.exists():
-            self.path.unlink()
-
-
 TRAIN_LOSS = "train_loss"
 
 
@@ -100,50 +74,26 @@ def _check_goal_metrics(task: pop.Task, goal: Goal) -> None:
             raise ValueError(f"metric {name!r} is not reported by task {task.name!r}; it reports {available}")
 
 
-def _member_outcome(goal: Goal, metrics: dict) -> tuple[Any, str, str | None, bool | None]:
-    """A trained member's (value record, status, error, feasible), as ``jhpo.tune`` records a trial."""
-    _, values, constraint_values = goal.read(metrics)
-    names = list(goal.metrics) + list(goal.constraints)
-    bad = [name for name, v in zip(names, values + constraint_values) if not math.isfinite(v)]
-    if bad:
-        nan = [math.nan] * len(values)
-        return goal.value_record(nan), FAILED, f"{', '.join(bad)} not finite", None
-    return goal.value_record(values), COMPLETED, None, goal.feasibility(constraint_values)
-
-
-def _member_trials(goal: Goal, outcome: pop.PopulationResult, configs, rows, first_trial_id, seed, steps, start, end):
+def member_trials(goal: Goal, outcome: pop.PopulationResult, trial_ids, rows, configs, seed: int,
+                  steps: int, start: float, end: float) -> list[Trial]:
+    """One trial per trained member, as ``jhpo.tune`` records a trial."""
     tail = max(1, steps // 10)
     trials = []
-    for index, config in enumerate(configs):
-        losses = outcome.losses[index]
-        feasible = None
+    for index, (trial_id, row, config) in enumerate(zip(trial_ids, rows, configs)):
+        common = {"trial_id": int(trial_id), "row": row, "config": config, "seed": seed,
+                  "start_time": start, "end_time": end}
         if outcome.failed[index]:
             failed_step = int(outcome.failed_step[index])
-            metrics = {"failed_step": failed_step}
-            value, status, resource = goal.value_record([math.nan] * len(goal.metrics)), FAILED, failed_step
-            error = f"training diverged: non-finite loss or parameters at step {failed_step}"
-        else:
-            metrics = {name: values[index].item() for name, values in outcome.metrics.items()}
-            # The last tenth of the steps, averaged: one minibatch's loss is noisy.
-            metrics[TRAIN_LOSS] = float(np.mean(losses[-tail:]))
-            value, status, error, feasible = _member_outcome(goal, metrics)
-            resource = steps
-        trials.append(
-            Trial(
-                trial_id=first_trial_id + index,
-                config=dict(config),
-                metrics=clean_metrics(metrics),
-                value=value,
-                status=status,
-                error=error,
-                start_time=start,
-                end_time=end,
-                seed=seed,
-                row=np.asarray(rows[index]).tolist(),
-                resource=resource,
-                feasible=feasible,
-            )
-        )
+            trials.append(make_trial(
+                goal, status=FAILED, metrics={"failed_step": failed_step}, resource=failed_step,
+                error=f"training diverged: non-finite loss or parameters at step {failed_step}",
+                **common))
+            continue
+        metrics = {name: values[index].item() for name, values in outcome.metrics.items()}
+        # The last tenth of the steps, averaged: one minibatch's loss is noisy.
+        metrics[TRAIN_LOSS] = float(np.mean(outcome.losses[index][-tail:]))
+        trials.append(make_trial(goal, status=COMPLETED, metrics=metrics, error=None,
+                                 resource=steps, **common))
     return trials
 
 
@@ -217,7 +167,7 @@ def tune_population(
     _check_goal_metrics(task, goal)
     goal = goal._replace(fidelity=_scheduled_fidelity(scheduler, dict(scheduler_options or {}), steps,
                                                       searcher, searcher_options))
-    optimizer = Optimizer.for_goal(space, searcher, goal, seed=seed, searcher_options=searcher_options)
+    optimizer = Optimizer(space, searcher, goal=goal, seed=seed, searcher_options=searcher_options)
     if max_batch_size is None:
         max_batch_size = largest_batch_size(optimizer.space)
     meta = run_meta(
@@ -232,12 +182,9 @@ def tune_population(
         steps=steps,
         population_size=population_size,
     )
-    directory = None
-    if run_dir is not None:
-        directory = RunDirectory(run_dir)
-        meta = directory.start(meta, identity_keys=POPULATION_IDENTITY_KEYS)
+    directory, meta = open_run(run_dir, meta, POPULATION_IDENTITY_KEYS)
     if scheduler is not None:
-        stored = [] if directory is None else directory.load_trials(repair=True)
+        stored = [] if directory is None else directory.read_trials()
         result, _ = run_scheduled(
             task, optimizer.space, optimizer, goal, scheduler=scheduler,
             options=dict(scheduler_options or {}), population_size=population_size,
@@ -246,34 +193,37 @@ def tune_population(
             devices=devices, directory=directory, result=Result.from_meta(stored, meta),
             progress=progress, max_member_steps=max_member_steps)
         return result
-    result = Result.from_meta(resume(optimizer, directory), meta)
-    in_flight = _PopulationFile(directory)
-    restart = in_flight.load()
-    recorded = {trial.trial_id for trial in result.trials}
-    if restart is not None and all(restart[0] + i in recorded for i in range(len(restart[2]))):
-        in_flight.clear()  # killed after recording the whole population
-        restart = None
+    resumed = resume(optimizer, directory)
+    result = Result.from_meta(resumed.trials, meta)
+    in_flight, next_trial_id = list(resumed.in_flight), resumed.next_trial_id
     block_steps = pop.steps_per_block(steps)
 
     with progress_bar(total=num_trials, enabled=progress, initial=len(result.trials), desc=task.name) as bar:
         while len(result.trials) < num_trials:
-            if restart is not None:
-                first_trial_id, rows, configs = restart
-                restart = None
-                optimizer.num_asked = max(optimizer.num_asked, first_trial_id + len(configs))
+            if in_flight:  # the population a kill interrupted, members not yet recorded
+                trial_ids = np.asarray([trial_id for trial_id, _ in in_flight])
+                rows = np.stack([row for _, row in in_flight])
+                in_flight = []
             else:
-                first_trial_id = optimizer.num_asked
-                rows, configs = optimizer.ask_rows(min(population_size, num_trials - len(result.trials)))
-                in_flight.save(first_trial_id, rows, configs)
+                count = min(population_size, num_trials - len(result.trials))
+                trial_ids = np.arange(next_trial_id, next_trial_id + count)
+                next_trial_id += count
+                num_told = optimizer.num_told
+                rows, _ = optimizer.ask_rows(count)
+                if directory is not None:
+                    directory.append_ask(AskRecord(trial_ids.tolist(), np.asarray(rows).tolist(), num_told))
+            configs = optimizer.space.to_configs(rows)
 
             def show_steps(done, total):
                 bar.set_postfix_str(f"population step {done}/{total}, {result.summary_line()}")
 
             start = time.time()
+            first = int(trial_ids.min())
+            keys = pop.member_seeds(seed, int(trial_ids.max()) - first + 1, offset=first)
             outcome = pop.train_configs(
                 task,
                 configs,
-                pop.member_seeds(seed, len(configs), offset=first_trial_id),
+                keys[trial_ids - first],
                 steps,
                 max_batch_size=max_batch_size,
                 batch_strategy=batch_strategy,
@@ -283,16 +233,13 @@ def tune_population(
                 on_block=show_steps,
                 pad_to=population_size,
             )
-            trials = _member_trials(goal, outcome, configs, rows, first_trial_id, seed, steps, start, time.time())
-            recorded = {trial.trial_id for trial in result.trials}
-            new = [(row, trial) for row, trial in zip(rows, trials) if trial.trial_id not in recorded]
-            if new:
-                optimizer.tell_rows(np.stack([row for row, _ in new]), [searcher_row_of(goal, t) for _, t in new])
-            for _, trial in new:
+            trials = member_trials(goal, outcome, trial_ids, np.asarray(rows), configs, seed, steps,
+                                   start, time.time())
+            optimizer.tell_rows(np.asarray(rows), [optimizer.told_row(t) for t in trials])
+            for trial in trials:
                 result.trials.append(trial)
                 if directory is not None:
                     directory.append(trial)
-            in_flight.clear()
-            bar.update(len(new))
+            bar.update(len(trials))
             bar.set_postfix_str(result.summary_line())
     return result

@@ -8,7 +8,7 @@ from scipy import stats
 import jhpo
 from jhpo import analysis
 from jhpo.analysis import Curve, ExperimentRecord
-from jhpo.results import Result, Trial
+from jhpo.runs.records import Result, Trial
 
 INF = math.inf
 

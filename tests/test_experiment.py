@@ -46,7 +46,7 @@ def test_every_method_and_seed_runs_into_its_own_directory(tmp_path):
     assert description["seeds"] == [3, 5]
     assert description["settings"] == {"mode": "min", "num_trials": 4}
     assert description["target"] == "CountingBowl:bowl" and description["optimum"] == 0.0
-    assert description["tuner"] == "jhpo.tuner.tune" and "jax" in description["versions"]
+    assert description["tuner"] == "jhpo.tune" and "jax" in description["versions"]
     assert description["space"]["x"] == {"type": "uniform", "lo": -2.0, "hi": 2.0}
     assert description["methods"][1] == {"name": "halton", "searcher": "quasirandom",
                                          "searcher_options": {}, "scheduler": None,

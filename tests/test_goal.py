@@ -3,7 +3,7 @@ import pytest
 
 import jhpo
 from jhpo.goal import Goal
-from jhpo.results import load_run
+from jhpo.runs.records import load_run
 
 SPACE = {"x": jhpo.uniform(0.0, 1.0), "y": jhpo.uniform(0.0, 1.0)}
 

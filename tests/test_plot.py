@@ -6,7 +6,7 @@ import pytest
 from matplotlib.colors import to_rgba
 
 from jhpo import analysis, plot
-from jhpo.results import Result
+from jhpo.runs.records import Result
 from tests.test_analysis import hand_record, trial
 
 

@@ -10,9 +10,10 @@ import jhpo
 from jhpo.goal import Goal
 from jhpo.population_scheduling import run_scheduled
 from jhpo.population_tuner import tune_population
-from jhpo.results import Result, RunDirectory, load_run
+from jhpo.runs.records import Result, RunDirectory, load_run
 from jhpo.space import Space
-from jhpo.tuner import Optimizer, run_meta
+from jhpo.runs.optimizer import Optimizer
+from jhpo.runs.shell import run_meta
 from tests.killing import kill_after_records
 from tests.test_population import TASK
 

@@ -1,4 +1,5 @@
 import json
+import math
 
 import jax.numpy as jnp
 import numpy as np
@@ -7,9 +8,9 @@ import pytest
 import jhpo
 from jhpo import population as pop
 from jhpo import population_tuner
-from jhpo.population_tuner import POPULATION_FILE, largest_batch_size, tune_population
-from jhpo.results import load_run
-from jhpo.tuner import Optimizer
+from jhpo.population_tuner import largest_batch_size, tune_population
+from jhpo.runs.records import load_run
+from jhpo.runs.optimizer import Optimizer
 from tests.test_population import TASK
 
 SPACE = {
@@ -42,7 +43,9 @@ def test_records_one_trial_per_member(tmp_path):
     assert _records(loaded) == _records(result)
     meta = json.loads((tmp_path / "run" / "meta.json").read_text())
     assert (meta["task"], meta["steps"], meta["population_size"], meta["metric"]) == ("regression", STEPS, 4, "val_error")
-    assert not (tmp_path / "run" / POPULATION_FILE).exists()
+    asks = [json.loads(line) for line in (tmp_path / "run" / "asks.jsonl").read_text().splitlines()]
+    assert [a["trial_ids"] for a in asks] == [[0, 1, 2, 3], [4, 5]]
+    assert [a["num_told"] for a in asks] == [0, 4]
 
 
 def test_member_matches_training_it_alone():
@@ -60,7 +63,7 @@ def test_diverging_members_are_recorded_failed():
     # Diverged in training (frozen), or finished training with a non-finite validation error.
     diverged = [t for t in failed if "diverged" in t.error]
     assert diverged and all(0 <= t.metrics["failed_step"] < STEPS for t in diverged)
-    assert all(t.metrics["val_error"] is None for t in failed if t not in diverged)
+    assert all(not math.isfinite(t.metrics["val_error"]) for t in failed if t not in diverged)
     assert result.best is not None and result.best.status == "completed"
 
 
@@ -87,12 +90,13 @@ def test_killed_population_restarts_from_its_configurations(tmp_path, monkeypatc
     monkeypatch.setattr(population_tuner.pop, "train_configs", killed_on_second_population)
     with pytest.raises(KeyboardInterrupt):
         _tune(tmp_path / "run", num_trials=8)
-    in_flight = json.loads((tmp_path / "run" / POPULATION_FILE).read_text())
-    assert in_flight["first_trial_id"] == 4 and len(in_flight["configs"]) == 4
+    asks = (tmp_path / "run" / "asks.jsonl").read_text().splitlines()
+    assert json.loads(asks[-1])["trial_ids"] == [4, 5, 6, 7]
+    assert len((tmp_path / "run" / "trials.jsonl").read_text().splitlines()) == 4
     monkeypatch.setattr(population_tuner.pop, "train_configs", real_train)
     resumed = _tune(tmp_path / "run", num_trials=8)
     assert _records(resumed) == _records(uninterrupted)
-    assert not (tmp_path / "run" / POPULATION_FILE).exists()
+    assert len((tmp_path / "run" / "asks.jsonl").read_text().splitlines()) == 2
 
 
 def test_population_cut_while_recording_keeps_recorded_members(tmp_path):
@@ -101,9 +105,6 @@ def test_population_cut_while_recording_keeps_recorded_members(tmp_path):
     # Pretend the run died after recording two members of the second population.
     lines = (run / "trials.jsonl").read_text().splitlines(keepends=True)
     (run / "trials.jsonl").write_text("".join(lines[:6]))
-    second = sorted(uninterrupted.trials, key=lambda t: t.trial_id)[4:]
-    record = {"first_trial_id": 4, "rows": [t.row for t in second], "configs": [t.config for t in second]}
-    (run / POPULATION_FILE).write_text(json.dumps(record))
     resumed = _tune(run, num_trials=8)
     assert _records(resumed) == _records(uninterrupted)
     assert len((run / "trials.jsonl").read_text().splitlines()) == 8

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from jhpo.results import Result, RunDirectory, Trial, best_so_far, clean_metrics, load_run
+from jhpo.runs.records import Result, RunDirectory, Trial, best_so_far, clean_metrics, load_run
 
 
 def make_trial(trial_id, value, status="completed", start=0.0, end=1.0):
@@ -34,10 +34,12 @@ def test_anytime_orders_by_finishing_time_from_the_first_start():
     np.testing.assert_allclose(best, [2.0, 2.0, 2.0])
 
 
-def test_clean_metrics_makes_json_safe_values():
-    cleaned = clean_metrics({"a": np.float32(1.5), "b": float("inf"), "c": "text", "d": np.int64(3)})
-    assert cleaned == {"a": 1.5, "b": None, "c": "text", "d": 3}
-    assert isinstance(cleaned["d"], int)
+def test_clean_metrics_makes_plain_values_and_keeps_non_finite_ones():
+    cleaned = clean_metrics({"a": np.float32(1.5), "b": float("inf"), "c": "text", "d": np.int64(3),
+                             "e": np.array([0.5, np.nan])})
+    assert {k: cleaned[k] for k in "acd"} == {"a": 1.5, "c": "text", "d": 3}
+    assert cleaned["b"] == math.inf and cleaned["e"][0] == 0.5 and math.isnan(cleaned["e"][1])
+    assert isinstance(cleaned["d"], int) and isinstance(cleaned["e"], list)
 
 
 def test_records_round_trip_through_the_run_directory(tmp_path):
@@ -59,7 +61,7 @@ def test_a_corrupt_record_in_the_middle_is_an_error(tmp_path):
         f.write("not json\n")
     directory.append(make_trial(1, 1.0))
     with pytest.raises(ValueError, match="corrupt record"):
-        directory.load_trials()
+        directory.read_trials()
 
 
 def test_load_run_on_a_plain_directory_says_what_is_missing(tmp_path):

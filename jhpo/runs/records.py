@@ -1,9 +1,16 @@
 """Trial records, the run directory and the result of a run.
 
 A run directory holds ``meta.json`` (what was run: space, searcher, metric, mode, seed,
-versions) and ``trials.jsonl`` (one JSON line per finished trial, flushed at once). The
-JSONL file is append-only, so a run killed at any moment loses at most the line being
-written; loading tolerates such a truncated last line and reports it.
+versions), ``trials.jsonl`` (one JSON line per finished trial, in the order the searcher
+was told them), ``asks.jsonl`` (one line per call of the searcher's ``ask``: the trial
+ids and rows it proposed, and how many trials had been told before it) and, when trials
+report, ``reports.jsonl``. Every file but ``meta.json`` is append-only and each line is
+flushed at once, so a run killed at any moment loses at most the line being written.
+
+Reading never writes: a line cut short by a kill is skipped with a warning, and only a
+writer (a run resuming, holding the directory's lock) repairs the files before appending.
+Non-finite numbers are written as documented in :mod:`jhpo.jsonfile` and read back as
+such.
 """
 
 from __future__ import annotations
@@ -15,15 +22,19 @@ import os
 import platform
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+
+from jhpo import jsonfile
+from jhpo.pareto import nondominated
 
 META_FILE = "meta.json"
 TRIALS_FILE = "trials.jsonl"
 REPORTS_FILE = "reports.jsonl"
+ASKS_FILE = "asks.jsonl"
 
 COMPLETED, FAILED, STOPPED = "completed", "failed", "stopped"
 
@@ -35,7 +46,7 @@ class Trial:
     trial_id: int
     config: dict[str, Any]
     metrics: dict[str, Any]
-    value: float | None
+    value: float | list[float | None] | None
     status: str
     error: str | None
     start_time: float
@@ -64,40 +75,29 @@ class Trial:
             v is not None and math.isfinite(v) for v in values)
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), default=_json_default, allow_nan=False)
+        return jsonfile.dumps(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, record: dict) -> Trial:
+        """A trial from its JSON record; a record that is not a trial is a ValueError."""
+        if not isinstance(record, dict):
+            raise ValueError(f"a trial record must be a JSON object, got {type(record).__name__}")
         fields = {f.name for f in dataclasses.fields(cls)}
+        required = {f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+        missing = sorted(required - set(record))
+        if missing:
+            raise ValueError(f"a trial record needs the fields {missing}")
+        if not isinstance(record["trial_id"], int) or isinstance(record["trial_id"], bool) \
+                or record["trial_id"] < 0:
+            raise ValueError(f"trial_id={record['trial_id']!r} must be an integer >= 0")
         return cls(**{k: v for k, v in record.items() if k in fields})
 
 
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return repr(value)
-
-
-def finite_or_none(value) -> float | None:
-    """JSON has no NaN: non-finite numbers are recorded as null."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
 def clean_metrics(metrics: dict) -> dict:
-    """Metrics made JSON-safe: numpy and jax scalars to floats, non-finite to null."""
-    cleaned = {}
-    for name, value in metrics.items():
-        if hasattr(value, "item") and np.ndim(value) == 0:
-            value = value.item()
-        if isinstance(value, float):
-            value = finite_or_none(value)
-        cleaned[str(name)] = value
-    return cleaned
+    """Metrics as plain Python values: numpy and JAX scalars become numbers (non-finite
+    ones stay non-finite floats), arrays lists, names strings."""
+    return jsonfile.loads(jsonfile.dumps(metrics))
 
 
 def versions() -> dict[str, Any]:
@@ -105,7 +105,7 @@ def versions() -> dict[str, Any]:
     import jax
     import jaxlib
 
-    from jhpo import __version__
+    from jhpo.version import __version__
 
     return {
         "jhpo": __version__,
@@ -117,8 +117,83 @@ def versions() -> dict[str, Any]:
     }
 
 
+class AskRecord(NamedTuple):
+    """One call of the searcher's ``ask``: the trials it proposed (ids and unit-cube rows)
+    and the number of trials the searcher had been told before it."""
+
+    trial_ids: list[int]
+    rows: list[list[float]]
+    num_told: int
+
+    def to_json(self) -> str:
+        return jsonfile.dumps(self._asdict())
+
+
+class JsonLines(NamedTuple):
+    """The records of a JSON-lines file and where its last complete line ends."""
+
+    records: list[Any]
+    good_end: int
+    size: int
+
+
+def read_json_lines(path: Path) -> JsonLines:
+    """Every complete record of ``path``. A last line a kill cut short is skipped with a
+    warning; a bad line before the last is an error naming its byte offset. A complete
+    record missing only its newline counts (the writer adds the newline)."""
+    if not path.exists():
+        return JsonLines([], 0, 0)
+    data = path.read_bytes()
+    lines = data.splitlines(keepends=True)
+    records, good_end = [], 0
+    for index, line in enumerate(lines):
+        try:
+            records.append(jsonfile.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            if index == len(lines) - 1:
+                warnings.warn(f"{path}: ignoring a truncated last record ({len(line)} bytes), "
+                              "left by a run killed while writing", stacklevel=3)
+                break
+            raise ValueError(f"{path}: corrupt record at byte {good_end}") from None
+        good_end += len(line)
+    return JsonLines(records, good_end, len(data))
+
+
+def repair_json_lines(path: Path) -> None:
+    """Make ``path`` end on a complete line before appending: a truncated last line is
+    cut, a complete last record missing its newline gets one."""
+    lines = read_json_lines(path)
+    if lines.good_end < lines.size:
+        with open(path, "r+b") as f:
+            f.truncate(lines.good_end)
+    elif lines.size and not path.read_bytes().endswith(b"\n"):
+        with open(path, "ab") as f:
+            f.write(b"\n")
+
+
+def unique_trials(records: Sequence[Any], path: Path) -> list[Trial]:
+    """Trials by id, in file order: a repeated identical record is dropped with a warning,
+    two different records with one id are an error naming it."""
+    trials: dict[int, Trial] = {}
+    for record in records:
+        try:
+            trial = Trial.from_dict(record)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path}: a record is not a trial ({error}): {str(record)[:120]}") from None
+        earlier = trials.get(trial.trial_id)
+        if earlier is None:
+            trials[trial.trial_id] = trial
+        elif jsonfile.same_json(dataclasses.asdict(earlier), dataclasses.asdict(trial)):
+            warnings.warn(f"{path}: trial {trial.trial_id} is recorded twice; the copy is ignored",
+                          stacklevel=3)
+        else:
+            raise ValueError(f"{path}: trial {trial.trial_id} has two different records; "
+                             "the directory holds two runs' trials or was edited")
+    return list(trials.values())
+
+
 class RunDirectory:
-    """Reads and appends the records of one run."""
+    """Reads and appends the records of one run. Reading never writes."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -131,118 +206,96 @@ class RunDirectory:
     def trials_path(self) -> Path:
         return self.path / TRIALS_FILE
 
+    @property
+    def reports_path(self) -> Path:
+        return self.path / REPORTS_FILE
+
+    @property
+    def asks_path(self) -> Path:
+        return self.path / ASKS_FILE
+
     def exists(self) -> bool:
         return self.meta_path.exists()
 
+    def has_records(self) -> bool:
+        return any(p.exists() and p.stat().st_size > 0 for p in (self.trials_path, self.asks_path))
+
     def read_meta(self) -> dict:
-        return json.loads(self.meta_path.read_text())
+        try:
+            meta = jsonfile.loads(self.meta_path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{self.meta_path} is not valid JSON ({error})") from None
+        if not isinstance(meta, dict):
+            raise ValueError(f"{self.meta_path} must hold a JSON object, not {type(meta).__name__}")
+        return meta
 
     def start(self, meta: dict, *, identity_keys: Sequence[str]) -> dict:
         """Create the run, or check that an existing one ran the same thing.
 
         Returns the meta on disk. ``identity_keys`` are the fields that must match for a
         resume to make sense (resuming with another space would mix two experiments).
+        Records without a ``meta.json`` are refused: nothing would say what made them.
         """
         if self.exists():
             stored = self.read_meta()
             for key in identity_keys:
-                if _normalised(stored.get(key)) != _normalised(meta.get(key)):
+                if not jsonfile.same_json(stored.get(key), meta.get(key)):
                     raise ValueError(
                         f"run_dir {str(self.path)!r} holds a run with a different {key!r}: "
                         f"stored {stored.get(key)!r}, requested {meta.get(key)!r}; "
                         "use a new run_dir or the same settings to resume"
                     )
             return stored
+        if self.has_records():
+            raise ValueError(f"run_dir {str(self.path)!r} holds trial records but no {META_FILE}: "
+                             "nothing says which settings made them; use a new run_dir")
         self.path.mkdir(parents=True, exist_ok=True)
         meta = dict(meta, created=time.time(), versions=versions())
-        tmp = self.meta_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(meta, indent=2, default=_json_default))
-        tmp.replace(self.meta_path)
+        jsonfile.atomic_write_text(self.meta_path, jsonfile.dumps(meta, indent=2))
         return meta
 
-    def load_trials(self, *, repair: bool = False) -> list[Trial]:
-        """Trials recorded so far. A truncated last line (a kill mid-write) is skipped
-        with a warning, and removed from the file when ``repair`` is set so that later
-        appends start on a fresh line."""
-        if not self.trials_path.exists():
-            return []
-        data = self.trials_path.read_bytes()
-        lines = data.splitlines(keepends=True)
-        trials, good_end = [], 0
-        for index, line in enumerate(lines):
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                if index == len(lines) - 1:
-                    warnings.warn(
-                        f"{self.trials_path}: ignoring a truncated last record "
-                        f"({len(line)} bytes), left by a run killed while writing",
-                        stacklevel=2,
-                    )
-                    break
-                raise ValueError(f"{self.trials_path}: corrupt record at byte {good_end}") from None
-            trials.append(Trial.from_dict(record))
-            good_end += len(line)
-        if repair and good_end < len(data):
-            with open(self.trials_path, "r+b") as f:
-                f.truncate(good_end)
-        return trials
+    def read_trials(self) -> list[Trial]:
+        """Trials recorded so far, one per id, in the order they were recorded."""
+        return unique_trials(read_json_lines(self.trials_path).records, self.trials_path)
 
-    @property
-    def reports_path(self) -> Path:
-        return self.path / REPORTS_FILE
+    def read_asks(self) -> list[AskRecord]:
+        return [AskRecord(**record) for record in read_json_lines(self.asks_path).records]
+
+    def read_reports(self) -> list[dict]:
+        """Every complete report on file, in the order written."""
+        return read_json_lines(self.reports_path).records
+
+    def repair(self) -> None:
+        """Before a run appends: every file ends on a complete line."""
+        for path in (self.trials_path, self.asks_path, self.reports_path):
+            repair_json_lines(path)
 
     def append(self, trial: Trial) -> None:
-        self._append_line(self.trials_path, trial.to_json())
+        jsonfile.append_line(self.trials_path, trial.to_json())
+
+    def append_ask(self, ask: AskRecord) -> None:
+        jsonfile.append_line(self.asks_path, ask.to_json())
 
     def append_report(self, trial_id: int, resource: float, metrics: dict) -> None:
         """Record one intermediate report of a running trial."""
-        record = {"trial_id": trial_id, "resource": resource, "metrics": clean_metrics(metrics),
-                  "time": time.time()}
-        self._append_line(self.reports_path, json.dumps(record, default=_json_default))
+        record = {"trial_id": trial_id, "resource": resource, "metrics": metrics, "time": time.time()}
+        jsonfile.append_line(self.reports_path, jsonfile.dumps(record))
 
-    @staticmethod
-    def _append_line(path: Path, line: str) -> None:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-            f.flush()
+    def keep_asks(self, count: int) -> None:
+        """Rewrite ``asks.jsonl`` with its first ``count`` asks (a run resumed from a
+        checkpoint asks the later ones again)."""
+        asks = self.read_asks()
+        if len(asks) > count:
+            jsonfile.atomic_write_text(self.asks_path, "".join(a.to_json() + "\n" for a in asks[:count]))
 
-    def read_reports(self) -> list[dict]:
-        """Every complete report on file, in the order written; the file is left as it is
-        (a line cut short by a kill is skipped)."""
-        if not self.reports_path.exists():
-            return []
-        reports = []
-        for line in self.reports_path.read_text().splitlines():
-            try:
-                reports.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return reports
-
-    def load_reports(self, finished: set[int]) -> list[dict]:
-        """Reports of the ``finished`` trials, in the order they were made. Reports of
-        trials that never finished (a killed run) are dropped from the file, since a
-        resumed run evaluates those trials again from the start."""
-        if not self.reports_path.exists():
-            return []
-        kept_lines, reports = [], []
-        for line in self.reports_path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a report cut short by a kill belongs to an unfinished trial
-            if record["trial_id"] in finished:
-                kept_lines.append(line)
-                reports.append(record)
-        tmp = self.reports_path.with_suffix(".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept_lines))
-        tmp.replace(self.reports_path)
-        return reports
-
-
-def _normalised(value):
-    return json.loads(json.dumps(value, default=_json_default))
+    def keep_reports(self, keep: Callable[[int, dict], bool]) -> None:
+        """Rewrite ``reports.jsonl`` with the reports ``keep(index, report)`` accepts (a
+        resumed run drops the reports of trials it trains again)."""
+        reports = self.read_reports()
+        kept = [report for index, report in enumerate(reports) if keep(index, report)]
+        if len(kept) < len(reports) or self.reports_path.exists():
+            jsonfile.atomic_write_text(self.reports_path,
+                                       "".join(jsonfile.dumps(r) + "\n" for r in kept))
 
 
 @dataclasses.dataclass
@@ -266,7 +319,14 @@ class Result:
 
     @property
     def completed(self) -> list[Trial]:
+        """Trials with a usable value: completed, and stopped early by a scheduler (a
+        stopped trial's last value is a real measurement); see ``stopped``."""
         return [t for t in self.trials if t.ok]
+
+    @property
+    def stopped(self) -> list[Trial]:
+        """Trials a scheduler stopped early (PBT's replaced members included)."""
+        return [t for t in self.trials if t.status == STOPPED]
 
     @property
     def feasible(self) -> list[Trial]:
@@ -305,7 +365,6 @@ class Result:
 
     def pareto_front(self) -> list[Trial]:
         """The feasible trials no other feasible trial dominates, in trial order."""
-        from jhpo.pareto import nondominated
 
         feasible = self.feasible
         if not feasible:
@@ -377,8 +436,8 @@ def flatten_trial(trial: Trial) -> dict:
 
 
 def load_run(run_dir: str | os.PathLike) -> Result:
-    """The Result recorded in ``run_dir``."""
+    """The Result recorded in ``run_dir``; reads only, so a read-only directory opens."""
     directory = RunDirectory(run_dir)
     if not directory.exists():
         raise FileNotFoundError(f"{str(run_dir)!r} is not a jhpo run directory (no {META_FILE})")
-    return Result.from_meta(directory.load_trials(), directory.read_meta())
+    return Result.from_meta(directory.read_trials(), directory.read_meta())

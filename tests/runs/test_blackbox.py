@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import jhpo
-from jhpo.results import load_run
+from jhpo.runs.records import load_run
 from tests.killing import kill_after_records
 
 SPACE = {"x": jhpo.uniform(-5.0, 5.0), "y": jhpo.uniform(-5.0, 5.0), "k": jhpo.randint(0, 3),
@@ -129,7 +129,7 @@ def test_truncated_last_record_is_tolerated_reported_and_repaired(tmp_path):
 KILLED_RUN = textwrap.dedent("""
     import sys, time
     import jhpo
-    from tests.test_tuner import SPACE, bowl
+    from tests.runs.test_blackbox import SPACE, bowl
 
     def slow_bowl(config):
         time.sleep(0.15)
@@ -192,6 +192,6 @@ def test_resume_tells_the_searcher_the_recorded_constraint_values(tmp_path):
     told.clear()
     jhpo.tune(objective, SPACE, searcher=recording_random_searcher(SPACE, told), metric="loss",
               constraints=["margin"], num_trials=5, run_dir=tmp_path, progress=False)
-    replayed = told[0]  # the four recorded trials, told in one block on resume
+    replayed = np.concatenate(told)[:4]  # the four recorded trials, replayed in their order
     np.testing.assert_allclose(replayed[:, 1], [t.metrics["margin"] for t in first.trials], rtol=1e-6)
     np.testing.assert_allclose(replayed[:, 0], [t.value for t in first.trials], rtol=1e-6)
