@@ -10,9 +10,12 @@ scheduler's first and last rung.
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 MODES = ("min", "max")
@@ -88,15 +91,17 @@ class Goal(NamedTuple):
                                   meta.get("constraints"))
 
     def read(self, outcome: Any) -> tuple[dict, list[float], list[float]]:
-        """An objective's return as (metrics, objective values, constraint values)."""
+        """An objective's return as (metrics, objective values, constraint values). The
+        objectives and constraints must be real numbers (see ``metric_value``); other
+        metrics are recorded as returned."""
         if not isinstance(outcome, Mapping):
             if self.is_multiobjective or self.constraints:
                 raise TypeError(
                     f"the objective returned {type(outcome).__name__}; with several metrics or "
                     "constraints it must return a dict of metrics"
                 )
-            _check_scalar(outcome)
-            return {self.metrics[0] or "value": outcome}, [float(outcome)], []
+            name = self.metrics[0] or "value"
+            return {name: outcome}, [metric_value(name, outcome)], []
         metrics = dict(outcome)
         names = list(self.metrics)
         if names == [None]:
@@ -109,9 +114,8 @@ class Goal(NamedTuple):
         for name in names + list(self.constraints):
             if name not in metrics:
                 raise ValueError(f"metric {name!r} is not among the returned metrics {sorted(metrics)}")
-            _check_scalar(metrics[name])
-        return (metrics, [float(metrics[n]) for n in names],
-                [float(metrics[c]) for c in self.constraints])
+        return (metrics, [metric_value(n, metrics[n]) for n in names],
+                [metric_value(c, metrics[c]) for c in self.constraints])
 
     def value_record(self, values: Sequence[float]):
         """How a trial stores its objective values: a float, or a list for several."""
@@ -152,6 +156,33 @@ class Goal(NamedTuple):
         return min(position, 1.0)
 
 
-def _check_scalar(value) -> None:
-    if np.ndim(value) != 0:
-        raise TypeError(f"a metric must be a scalar, got shape {np.shape(value)}")
+_SHORT = reprlib.Repr()  # reprs cut short, so a huge return does not flood the error
+_SHORT.maxstring = _SHORT.maxother = 40
+
+
+def metric_value(name: str, value: Any) -> float:
+    """``value`` as a float, if it is a real number: a Python int or float, or a numpy or
+    JAX scalar or 0-d array of an integer or floating dtype. Anything else (a string, a
+    bool, a complex number, None, a sequence) is a TypeError naming the metric: a string
+    "1.5" or a flag ``True`` recorded as a number would hide a bug in the objective."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (np.ndarray, np.generic, jax.Array)) and np.shape(value) == () and (
+            jnp.issubdtype(value.dtype, jnp.integer) or jnp.issubdtype(value.dtype, jnp.floating)):
+        return float(value)
+    raise TypeError(f"metric {name!r} must be a real number (int, float, or a numpy or JAX "
+                    f"scalar of an integer or floating dtype); the objective returned "
+                    f"{_described(value)}")
+
+
+def _described(value: Any) -> str:
+    kind = type(value)
+    if isinstance(value, jax.Array):
+        described = "jax.Array"  # rather than the name of jaxlib's implementation class
+    elif kind.__module__ == "builtins":
+        described = kind.__name__
+    else:
+        described = f"{kind.__module__}.{kind.__qualname__}"
+    if hasattr(value, "dtype") and hasattr(value, "shape"):
+        described += f" of dtype {value.dtype} and shape {tuple(value.shape)}"
+    return f"{described} {_SHORT.repr(value)}"

@@ -1,3 +1,4 @@
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -43,15 +44,18 @@ def test_maximised_objectives_are_flipped_for_dominance():
 
 
 def test_infeasible_trials_never_become_the_best():
-    result = jhpo.tune(two_objectives, SPACE, metric="error", constraints=["memory_margin"],
-                       num_trials=40, seed=2, progress=False)
-    infeasible = [t for t in result.trials if t.metrics["memory_margin"] <= 0]
-    assert infeasible and all(t.feasible is False for t in infeasible)
-    feasible = [t for t in result.trials if t.metrics["memory_margin"] > 0]
-    assert result.best.feasible is True
-    assert result.best.value == min(t.value for t in feasible)
-    # the unconstrained optimum lies in the infeasible region here
-    assert min(t.value for t in result.trials) <= result.best.value
+    def objective(config):  # the smallest errors break the constraint
+        return {"error": config["x"], "margin": config["x"] - 0.3}
+
+    result = jhpo.tune(objective, SPACE, metric="error", constraints=["margin"], num_trials=40,
+                       seed=2, progress=False)
+    infeasible = [t for t in result.trials if t.metrics["margin"] <= 0]
+    feasible = [t for t in result.trials if t.metrics["margin"] > 0]
+    assert infeasible and feasible
+    assert all(t.feasible is False for t in infeasible) and all(t.feasible is True for t in feasible)
+    assert result.best.trial_id == min(feasible, key=lambda t: t.value).trial_id
+    # the best trial ignoring the constraint is infeasible: a best that ignored it would differ
+    assert min(result.trials, key=lambda t: t.value).feasible is False
 
 
 def test_nothing_feasible_means_no_best():
@@ -90,3 +94,60 @@ def test_several_objectives_need_a_searcher_that_takes_them(monkeypatch):
     with pytest.raises(ValueError, match="searcher='quasirandom' takes one objective"):
         jhpo.tune(two_objectives, SPACE, metric=["error", "latency"], searcher="quasirandom",
                   num_trials=2)
+
+
+# ----------------------------------------------------------------------------- metric values
+
+NOT_REAL_NUMBERS = [
+    ("1.5", "str '1.5'"),
+    (True, "bool True"),
+    (np.bool_(True), "numpy.bool"),
+    (1 + 2j, "complex (1+2j)"),
+    (np.complex64(1.0), "dtype complex64"),
+    (None, "NoneType None"),
+    ([0.3], "list [0.3]"),
+    (np.array([0.3, 0.4]), "shape (2,)"),
+    (jnp.array(False), "jax.Array of dtype bool"),
+]
+
+
+@pytest.mark.parametrize("value,described", NOT_REAL_NUMBERS)
+def test_a_metric_that_is_not_a_real_number_is_refused(value, described):
+    with pytest.raises(TypeError, match="metric 'val' must be a real number") as raised:
+        Goal.from_arguments("val").read({"val": value})
+    assert described in str(raised.value)
+
+
+def test_the_trial_fails_and_says_what_was_returned():
+    answers = iter([{"val": "0.3"}, {"val": 0.25}, "1.5", {"val": True}])
+
+    def objective(config):
+        answer = next(answers)
+        return answer if isinstance(answer, str) else {**answer, "unused": "text is fine here"}
+
+    result = jhpo.tune(objective, SPACE, metric="val", num_trials=4, seed=0, progress=False)
+    assert [t.status for t in result.trials] == ["failed", "completed", "failed", "failed"]
+    assert "metric 'val' must be a real number" in result.trials[0].error
+    assert "str '0.3'" in result.trials[0].error and result.trials[0].value is None
+    assert result.trials[1].value == 0.25
+    # a bare return is read as the goal's metric, under the same rule
+    assert "metric 'val'" in result.trials[2].error and "str '1.5'" in result.trials[2].error
+    assert "bool True" in result.trials[3].error
+
+
+def test_a_constraint_must_be_a_real_number_too():
+    goal = Goal.from_arguments("error", constraints=["margin"])
+    with pytest.raises(TypeError, match="metric 'margin' must be a real number.*bool True"):
+        goal.read({"error": 0.1, "margin": True})
+
+
+@pytest.mark.parametrize("value", [
+    3, 0.25, np.float32(0.25), np.float64(-1.5), np.int64(7), np.uint8(7), np.array(0.5),
+    np.array(2, np.int32), jnp.float32(0.25), jnp.array(-3.5), jnp.bfloat16(0.5), jnp.int32(9),
+])
+def test_real_numbers_of_every_kind_are_read_exactly(value):
+    metrics, values, constraints = Goal.from_arguments("val", constraints=["c"]).read(
+        {"val": value, "c": value})
+    expected = float(np.asarray(value, np.float64)) if not isinstance(value, (int, float)) else value
+    assert values == [expected] and constraints == [expected]
+    assert type(values[0]) is float and metrics["val"] is value

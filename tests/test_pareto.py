@@ -87,6 +87,17 @@ def test_exact_hypervolume_matches_brute_force(case):
     assert value == pytest.approx(brute_force_hypervolume(points, reference), abs=1e-9)
 
 
+def test_one_objective_hypervolume_matches_brute_force():
+    reference = np.array([0.9])
+    for seed in range(20):
+        # 1 to 9 points on a grid from 0 to 1: some beyond the reference, sometimes all
+        points = random_points(seed, 1 + seed % 9, 1)
+        with jax.enable_x64(True):
+            buffer, mask = padded(points)
+            value = float(hypervolume(buffer, jnp.asarray(reference), mask))
+        assert value == pytest.approx(brute_force_hypervolume(points, reference), abs=1e-12)
+
+
 def test_masked_rows_do_not_count():
     points = jnp.array([[0.2, 0.8], [0.5, 0.5], [0.0, 0.0]])
     mask = jnp.array([True, True, False])
@@ -96,13 +107,28 @@ def test_masked_rows_do_not_count():
     assert int(nondominated_ranks(points, mask)[2]) == 3
 
 
-def test_monte_carlo_hypervolume_agrees_with_exact_within_its_error():
-    points = jnp.asarray(random_points(3, 12, 3))
-    reference = jnp.full(3, 1.0)
-    estimate, error = hypervolume_monte_carlo(points, reference, jax.random.key(0), num_samples=40_000)
-    exact = brute_force_hypervolume(np.asarray(points), np.asarray(reference))
-    assert 0 < float(error) < 0.01
-    assert abs(float(estimate) - exact) < 4 * float(error)
+def test_monte_carlo_hypervolume_and_its_standard_error_match_the_exact_ones():
+    points = random_points(3, 12, 3)
+    reference = np.full(3, 1.0)
+    exact = brute_force_hypervolume(points, reference)
+    # the estimate is a box volume times a binomial fraction: its standard error is known
+    # from the exact hypervolume
+    box = np.prod(reference - points[np.all(points < reference, axis=1)].min(axis=0))
+    fraction, samples, repeats = exact / box, 10_000, 64
+    assert 0.2 < fraction < 0.9  # a fraction that leaves the error room to be wrong
+    expected_error = box * np.sqrt(fraction * (1 - fraction) / samples)
+    keys = jax.random.split(jax.random.key(0), repeats)
+    estimates, errors = jax.vmap(lambda key: hypervolume_monte_carlo(
+        jnp.asarray(points), jnp.asarray(reference), key, num_samples=samples))(keys)
+    estimates, errors = np.asarray(estimates, np.float64), np.asarray(errors, np.float64)
+    # each reported error is the binomial one, bounded from below as well as above
+    np.testing.assert_allclose(errors, expected_error, rtol=0.05)
+    # each estimate lies within a few of its standard errors of the exact value
+    assert np.all(np.abs(estimates - exact) < 4.5 * expected_error)
+    # and the spread over independent keys is the reported error (sample standard
+    # deviation of 64 draws: about 9% relative noise)
+    assert 0.7 < np.std(estimates, ddof=1) / expected_error < 1.3
+    assert abs(estimates.mean() - exact) < 4 * expected_error / np.sqrt(repeats)
 
 
 def test_four_objectives_need_monte_carlo():

@@ -2,6 +2,7 @@ import json
 import math
 import textwrap
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -287,3 +288,34 @@ def test_population_pbt_and_median_refuse_several_objectives():
         run_goal(goal, "median")
     with pytest.raises(ValueError, match="metric 'latency' is not among the metrics task"):
         run_goal(Goal.from_arguments(["val_error", "latency"]), "asha", num_trials=1, steps=1)
+
+
+def test_a_pbt_child_starts_from_its_donors_weights_and_optimizer_state(tmp_path, monkeypatch):
+    from jhpo.checkpoint import Checkpoints
+
+    # the checkpoint saved after each boundary holds the population right after PBT's copies
+    saved = []
+    original_save = Checkpoints.save
+
+    def save_and_keep(self, step, state, record):
+        saved.append((jax.device_get(state["carry"][0]),
+                      {name: np.array(column) for name, column in state["slots"].items()}))
+        return original_save(self, step, state, record)
+
+    monkeypatch.setattr(Checkpoints, "save", save_and_keep)
+    run("pbt", tmp_path, interval=3)
+    copies = 0
+    for states, slots in saved:
+        # a child that has not trained yet: it began at its donor's step, in this boundary
+        for child in np.flatnonzero((slots["parent"] >= 0) & (slots["steps"] == slots["start_step"])):
+            [donor] = np.flatnonzero(slots["trial"] == slots["parent"][child])
+            assert donor != child
+            for path, leaf in jax.tree_util.tree_leaves_with_path(states):
+                assert leaf[child].tobytes() == leaf[donor].tobytes(), (
+                    f"{jax.tree_util.keystr(path)} of slot {child} is not its donor slot {donor}'s")
+            copies += 1
+    assert copies >= 3
+    # the optimizer state copied is not trivially equal: the momentum traces are not zero
+    momentum = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(saved[-1][0])
+                if "opt" in jax.tree_util.keystr(path)]
+    assert momentum and all(np.abs(leaf).max() > 0 for leaf in momentum)
