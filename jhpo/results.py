@@ -69,6 +69,10 @@ class Trial:
     @classmethod
     def from_dict(cls, record: dict) -> Trial:
         fields = {f.name for f in dataclasses.fields(cls)}
+        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
+        if not isinstance(record, dict) or not set(required) <= record.keys():
+            raise ValueError(f"not a trial record (a JSON object with {required}): "
+                             f"{json.dumps(record)[:80]}")
         return cls(**{k: v for k, v in record.items() if k in fields})
 
 
@@ -181,7 +185,10 @@ class RunDirectory:
                     )
                     break
                 raise ValueError(f"{self.trials_path}: corrupt record at byte {good_end}") from None
-            trials.append(Trial.from_dict(record))
+            try:
+                trials.append(Trial.from_dict(record))
+            except ValueError as error:
+                raise ValueError(f"{self.trials_path}: line {index + 1}: {error}") from None
             good_end += len(line)
         if repair and good_end < len(data):
             with open(self.trials_path, "r+b") as f:
