@@ -29,7 +29,8 @@ def documented_names(page: Path) -> set[str]:
 def test_the_site_builds_and_the_api_page_documents_tune_and_optimizer(built_site):
     api = built_site / "api.html"
     names = documented_names(api)
-    assert {"jhpo.tune", "jhpo.Optimizer", "jhpo.Optimizer.ask", "jhpo.Result.pareto_front"} <= names
+    assert {"jhpo.tune", "jhpo.Optimizer", "jhpo.Optimizer.ask",
+            "jhpo.Result.pareto_front"} <= names
     text = api.read_text()
     assert "Minimise (or maximise)" in text  # tune's docstring made it onto the page
 
