@@ -1,4 +1,5 @@
 import errno
+import json
 import os
 
 import pytest
@@ -8,7 +9,6 @@ import jhpo
 from jhpo import analysis
 from jhpo.cli import main
 from jhpo.experiment import Method, run_experiment
-from jhpo.results import RunDirectory, Trial
 
 
 def test_show_prints_settings_trials_and_best(tmp_path, capsys):
@@ -149,15 +149,19 @@ def test_show_of_a_multiobjective_run_lists_its_pareto_front(tmp_path, capsys):
 
 
 def write_run(directory, outcomes):
-    """A run directory holding one trial per (status, value, error) in ``outcomes``."""
-    run = RunDirectory(directory)
-    run.start({"metric": "loss", "mode": "min", "searcher": "random", "seed": 0,
-               "space": {"x": {"type": "uniform", "lo": 0, "hi": 1}}}, identity_keys=[])
-    for trial_id, (status, value, error) in enumerate(outcomes):
-        run.append(Trial(trial_id=trial_id, config={"x": trial_id / 10}, metrics={},
-                         value=value, status=status, error=error, start_time=100.0 + trial_id,
-                         end_time=100.5 + trial_id, seed=0))
-    return run
+    """A run directory holding one trial per (status, value, error) in ``outcomes``; returns
+    the path of its trials.jsonl."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "meta.json").write_text(json.dumps(
+        {"metric": "loss", "mode": "min", "searcher": "random", "seed": 0,
+         "space": {"x": {"type": "uniform", "lo": 0, "hi": 1}}}))
+    trials = [jhpo.Trial(trial_id=i, config={"x": i / 10}, metrics={}, value=value,
+                         status=status, error=error, start_time=100.0 + i, end_time=100.5 + i,
+                         seed=0)
+              for i, (status, value, error) in enumerate(outcomes)]
+    trials_path = directory / "trials.jsonl"
+    trials_path.write_text("".join(trial.to_json() + "\n" for trial in trials))
+    return trials_path
 
 
 MISSING_LOSS = "KeyError: 'loss'"
@@ -205,15 +209,15 @@ def test_show_without_failures_has_no_error_column(tmp_path, capsys):
 
 @pytest.mark.parametrize("record", ['{"loss": 0.5}', "[1, 2]", "42"])
 def test_show_on_a_record_that_is_json_but_not_a_trial_says_which_line(tmp_path, capsys, record):
-    run = write_run(tmp_path, [("completed", 0.5, None)])
-    with open(run.trials_path, "a") as f:
+    trials_path = write_run(tmp_path, [("completed", 0.5, None)])
+    with open(trials_path, "a") as f:
         f.write(record + "\n")
     assert main(["show", str(tmp_path)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     message = captured.err.strip()
     assert "\n" not in message and "Traceback" not in message
-    assert message.startswith(f"jhpo: {run.trials_path}: line 2: not a trial record")
+    assert message.startswith(f"jhpo: {trials_path}: line 2: not a trial record")
     assert "trial_id" in message
 
 
