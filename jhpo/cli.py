@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime
 import json
 import math
@@ -30,21 +31,49 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
                      for line in [header, *rows])
 
 
+def first_line(error: str | None) -> str:
+    """The first non-blank line of an error text ("-" when there is none)."""
+    lines = [line.strip() for line in (error or "").splitlines() if line.strip()]
+    return lines[0] if lines else "-"
+
+
 def trials_table(result: Result, limit: int | None = None) -> str:
-    """A plain-text table: one row per trial, one column per parameter."""
+    """A plain-text table: one row per trial, one column per parameter, and the first
+    line of each failed trial's error in a last column when some trial failed."""
     names: list[str] = []
     for trial in result.trials:
         names += [k for k in trial.config if k not in names]
-    header = ["trial", "status", "value", "seconds", *names]
     trials = sorted(result.trials, key=lambda t: t.trial_id)
     if limit is not None:
         trials = trials[:limit]
+    with_errors = any(t.status == FAILED for t in trials)
+    header = ["trial", "status", "value", "seconds", *names, *(["error"] if with_errors else [])]
     rows = [
         [str(t.trial_id), t.status, _format_value(t.value), f"{t.duration:.2f}",
-         *[_format_value(t.config.get(n)) for n in names]]
+         *[_format_value(t.config.get(n)) for n in names],
+         *([first_line(t.error) if t.status == FAILED else ""] if with_errors else [])]
         for t in trials
     ]
     return format_table(header, rows)
+
+
+def failure_counts(result: Result) -> list[tuple[int, str]]:
+    """(count, first line of the error) over the failed trials, most common first
+    (ties in the order the errors first happened)."""
+    ordered = sorted(result.failed, key=lambda t: t.trial_id)
+    counts = collections.Counter(first_line(t.error) for t in ordered)
+    return [(n, error) for error, n in counts.most_common()]
+
+
+def _error_lines(result: Result, limit: int | None) -> list[str]:
+    """Each failed trial's full error text, indented under its trial id."""
+    trials = sorted(result.trials, key=lambda t: t.trial_id)[:limit]
+    lines = []
+    for trial in trials:
+        if trial.status == FAILED:
+            lines.append(f"trial {trial.trial_id}:")
+            lines += ["    " + line for line in (trial.error or "-").rstrip().splitlines()]
+    return lines
 
 
 def _timestamp(unix_time) -> str:
@@ -80,16 +109,20 @@ def _status_counts(result: Result) -> str:
     return ", ".join(f"{n} {status}" for status, n in counts.items())
 
 
-def show(run_dir: str, limit: int | None = None) -> str:
-    """A run's settings and versions, its trials and its best configuration; for an
+def show(run_dir: str, limit: int | None = None, errors: bool = False) -> str:
+    """A run's settings and versions, its trials (with the first line of each failure's
+    error; the whole text too when ``errors``) and its best configuration; for an
     experiment directory, the grid of methods and seeds and how far it got."""
     if analysis.is_experiment(run_dir):
         return show_experiment(run_dir)
     result = load_run(run_dir)
     out = [f"run {run_dir}", *_reproducibility_lines(result.meta)]
     out.append(f"  {len(result.trials)} trials: {_status_counts(result)}")
+    out += [f"    {n} failed with: {error}" for n, error in failure_counts(result)]
     out.append("")
     out.append(trials_table(result, limit))
+    if errors and result.failed:
+        out += ["", "errors:", *("  " + line for line in _error_lines(result, limit))]
     out.append("")
     out += _answer_lines(result)
     return "\n".join(out)
@@ -277,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
                                              "directory (experiment.json)")
     show_parser.add_argument("--limit", type=int, default=None,
                              help="print at most this many trials (default: all)")
+    show_parser.add_argument("--errors", action="store_true",
+                             help="print the whole error text of each failed trial, not only "
+                                  "its first line")
 
     plot_parser = commands.add_parser(
         "plot", help="draw anytime curves, trials over time or a Pareto front (PNG and PDF)",
@@ -332,10 +368,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; 0 on success, 2 for bad arguments or records, 1 when the system
+    refuses a read or write (permissions, a full or read-only disk)."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "show":
-            print(show(args.run_dir, args.limit))
+            if args.limit is not None and args.limit < 0:
+                raise ValueError(f"--limit {args.limit}: must be 0 or more")
+            print(show(args.run_dir, args.limit, errors=args.errors))
         elif args.command == "plot":
             written = plot(args.path, args.output, kind=args.kind, x=args.x,
                            quantity=args.quantity, statistic=args.statistic,
@@ -348,10 +388,23 @@ def main(argv: list[str] | None = None) -> int:
                                 statistic=args.statistic, target=args.target,
                                 confidence=args.confidence, num_resamples=args.resamples,
                                 seed=args.seed))
-    except (FileNotFoundError, ValueError) as error:
+    except ValueError as error:
         print(f"jhpo: {error}", file=sys.stderr)
         return 2
+    except FileNotFoundError as error:
+        print(f"jhpo: {_os_error_text(error)}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"jhpo: {_os_error_text(error)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _os_error_text(error: OSError) -> str:
+    """``PATH: Permission denied``, as Unix tools say it, rather than the errno form."""
+    if error.filename is None or error.strerror is None:
+        return str(error)
+    return f"{error.filename}: {error.strerror}"
 
 
 if __name__ == "__main__":

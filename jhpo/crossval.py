@@ -75,6 +75,7 @@ def kfold(
     """The k-fold cross-validation form of ``task`` (see the module docstring).
 
     seed: fixes the assignment of examples to folds.
+
     split: ``split(data, train_index, val_index)`` -> the task's data for one
         fold, training on the training examples ``train_index`` and validating
         on ``val_index``; with it, ``num_examples`` is the number of training

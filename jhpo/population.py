@@ -50,19 +50,25 @@ class Task(NamedTuple):
     """One member's training, as pure functions (all traced under vmap and jit).
 
     init(key, hp) -> state
-    train_step(state, hp, batch, key) -> (state, metrics); metrics has a scalar
-        "loss". ``batch`` is what ``draw_batch`` returned plus "mask", a bool
-        vector marking the member's ``batch_size`` real examples: the step must
-        weight its loss (and any batch statistics) by it.
-    evaluate(state, hp, data) -> metrics, scalars including ``metric``.
-    draw_batch(data, key, size) -> dict of arrays with leading axis ``size``.
-        The first n examples must not depend on ``size``.
-    data: pytree of arrays, passed to the compiled programs as an argument
+        A fresh member for the hyperparameters ``hp`` (a dict of scalars).
+    train_step(state, hp, batch, key) -> (state, metrics)
+        One step; ``metrics`` has a scalar "loss". ``batch`` is what ``draw_batch``
+        returned plus "mask", a bool vector marking the member's ``batch_size`` real
+        examples: the step must weight its loss (and any batch statistics) by it.
+    evaluate(state, hp, data) -> metrics
+        Scalars, including ``metric``.
+    draw_batch(data, key, size) -> batch
+        A dict of arrays with leading axis ``size``; the first n examples must not
+        depend on ``size``.
+    data
+        A pytree of arrays, passed to the compiled programs as an argument
         (closed-over arrays would be baked into every program as constants).
-    defaults: every hyperparameter the task reads, with the value used when a
-        configuration omits it; must include "batch_size". An int default makes
-        the hyperparameter int32, a float one float32.
-    metric: the name in evaluate's metrics that a tuner minimises.
+    defaults
+        Every hyperparameter the task reads, with the value used when a configuration
+        omits it; must include "batch_size". An int default makes the hyperparameter
+        int32, a float one float32.
+    metric
+        The name in evaluate's metrics that a tuner minimises.
     """
 
     init: Callable[[Array, HParams], Any]

@@ -1,4 +1,9 @@
+import errno
+import json
+import os
+
 import pytest
+from matplotlib.figure import Figure
 
 import jhpo
 from jhpo import analysis
@@ -141,3 +146,106 @@ def test_show_of_a_multiobjective_run_lists_its_pareto_front(tmp_path, capsys):
     assert main(["plot", str(tmp_path), "-o", str(tmp_path / "bars"), "--kind", "trials"]) == 0
     assert main(["plot", str(tmp_path), "-o", str(tmp_path / "curve")]) == 2
     assert "follow one objective" in capsys.readouterr().err
+
+
+def write_run(directory, outcomes):
+    """A run directory holding one trial per (status, value, error) in ``outcomes``; returns
+    the path of its trials.jsonl."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "meta.json").write_text(json.dumps(
+        {"metric": "loss", "mode": "min", "searcher": "random", "seed": 0,
+         "space": {"x": {"type": "uniform", "lo": 0, "hi": 1}}}))
+    trials = [jhpo.Trial(trial_id=i, config={"x": i / 10}, metrics={}, value=value,
+                         status=status, error=error, start_time=100.0 + i, end_time=100.5 + i,
+                         seed=0)
+              for i, (status, value, error) in enumerate(outcomes)]
+    trials_path = directory / "trials.jsonl"
+    trials_path.write_text("".join(trial.to_json() + "\n" for trial in trials))
+    return trials_path
+
+
+MISSING_LOSS = "KeyError: 'loss'"
+BAD_SHAPE = "ValueError: loss has shape (3,)\n  a scalar was expected\n  (the second line)"
+
+
+def test_show_gives_each_failures_first_line_and_counts_failures_by_error(tmp_path, capsys):
+    write_run(tmp_path, [("completed", 0.5, None), ("failed", None, BAD_SHAPE),
+                         ("failed", None, MISSING_LOSS), ("stopped", 0.7, "stopped at rung 1"),
+                         ("failed", None, MISSING_LOSS)])
+    assert main(["show", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    status = lines.index("  5 trials: 1 completed, 1 stopped, 3 failed")
+    assert lines[status + 1:status + 3] == ["    2 failed with: KeyError: 'loss'",
+                                            "    1 failed with: ValueError: loss has shape (3,)"]
+    rows = {line.split()[0]: line for line in lines if line[:1].isdigit()}
+    assert lines[status + 4].split()[-1] == "error"  # the table's header
+    assert rows["1"].endswith("ValueError: loss has shape (3,)")
+    assert rows["2"].endswith("KeyError: 'loss'")
+    assert rows["3"].split()[-1] == "0.3"  # a stopped trial's note is not an error
+    assert rows["0"].split()[-1] == "0"
+    assert not any("a scalar was expected" in line for line in lines)
+
+
+def test_show_with_errors_prints_each_failures_whole_error(tmp_path, capsys):
+    write_run(tmp_path, [("failed", None, BAD_SHAPE), ("completed", 0.5, None),
+                         ("failed", None, MISSING_LOSS)])
+    assert main(["show", str(tmp_path), "--errors"]) == 0
+    out = capsys.readouterr().out
+    assert ("errors:\n  trial 0:\n      ValueError: loss has shape (3,)\n        a scalar was "
+            "expected\n        (the second line)\n  trial 2:\n      KeyError: 'loss'\n") in out
+    assert main(["show", str(tmp_path), "--errors", "--limit", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "  trial 0:" in out and "  trial 2:" not in out
+
+
+def test_show_without_failures_has_no_error_column(tmp_path, capsys):
+    write_run(tmp_path, [("completed", 0.5, None), ("stopped", 0.7, "stopped at rung 1")])
+    assert main(["show", str(tmp_path), "--errors"]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("trial "))
+    assert header.split() == ["trial", "status", "value", "seconds", "x"]
+    assert "failed with" not in out and "errors:" not in out
+
+
+@pytest.mark.parametrize("record", ['{"loss": 0.5}', "[1, 2]", "42"])
+def test_show_on_a_record_that_is_json_but_not_a_trial_says_which_line(tmp_path, capsys, record):
+    trials_path = write_run(tmp_path, [("completed", 0.5, None)])
+    with open(trials_path, "a") as f:
+        f.write(record + "\n")
+    assert main(["show", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    message = captured.err.strip()
+    assert "\n" not in message and "Traceback" not in message
+    assert message.startswith(f"jhpo: {trials_path}: line 2: not a trial record")
+    assert "trial_id" in message
+
+
+def test_a_negative_limit_is_refused(tmp_path, capsys):
+    write_run(tmp_path, [("completed", 0.5, None)])
+    assert main(["show", str(tmp_path), "--limit", "-1"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == "jhpo: --limit -1: must be 0 or more\n"
+    assert main(["show", str(tmp_path), "--limit", "0"]) == 0
+    assert not any(line[:1].isdigit() for line in capsys.readouterr().out.splitlines())
+
+
+def test_plot_into_a_read_only_directory_says_so_in_one_line(tmp_path, capsys, monkeypatch):
+    write_run(tmp_path / "run", [("completed", 0.5, None), ("completed", 0.25, None)])
+    read_only = tmp_path / "figures"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    target = read_only / "trials.png"
+    if os.access(read_only, os.W_OK):  # root ignores the mode: refuse as the OS would
+        def refuse(figure, path, **options):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+        monkeypatch.setattr(Figure, "savefig", refuse)
+    try:
+        status = main(["plot", str(tmp_path / "run"), "-o", str(target), "--kind", "trials"])
+    finally:
+        read_only.chmod(0o755)
+    assert status == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"jhpo: {target}: {os.strerror(errno.EACCES)}\n"
+    assert captured.out == "" and not target.exists()

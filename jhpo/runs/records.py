@@ -80,14 +80,12 @@ class Trial:
     @classmethod
     def from_dict(cls, record: dict) -> Trial:
         """A trial from its JSON record; a record that is not a trial is a ValueError."""
-        if not isinstance(record, dict):
-            raise ValueError(f"a trial record must be a JSON object, got {type(record).__name__}")
         fields = {f.name for f in dataclasses.fields(cls)}
-        required = {f.name for f in dataclasses.fields(cls)
-                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
-        missing = sorted(required - set(record))
-        if missing:
-            raise ValueError(f"a trial record needs the fields {missing}")
+        required = sorted(f.name for f in dataclasses.fields(cls)
+                          if f.default is dataclasses.MISSING
+                          and f.default_factory is dataclasses.MISSING)
+        if not isinstance(record, dict) or not set(required) <= record.keys():
+            raise ValueError(f"a JSON object with the fields {required} is needed")
         if not isinstance(record["trial_id"], int) or isinstance(record["trial_id"], bool) \
                 or record["trial_id"] < 0:
             raise ValueError(f"trial_id={record['trial_id']!r} must be an integer >= 0")
@@ -175,11 +173,12 @@ def unique_trials(records: Sequence[Any], path: Path) -> list[Trial]:
     """Trials by id, in file order: a repeated identical record is dropped with a warning,
     two different records with one id are an error naming it."""
     trials: dict[int, Trial] = {}
-    for record in records:
+    for line, record in enumerate(records, start=1):
         try:
             trial = Trial.from_dict(record)
         except (TypeError, ValueError) as error:
-            raise ValueError(f"{path}: a record is not a trial ({error}): {str(record)[:120]}") from None
+            raise ValueError(f"{path}: line {line}: not a trial record ({error}): "
+                             f"{str(record)[:80]}") from None
         earlier = trials.get(trial.trial_id)
         if earlier is None:
             trials[trial.trial_id] = trial
