@@ -35,6 +35,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jhpo import jsonfile
+
 QUARANTINE_PREFIX = "unreadable-"
 
 
@@ -45,7 +47,7 @@ class CorruptCheckpointError(RuntimeError):
 def fingerprint_of(settings: Mapping[str, Any]) -> str:
     """A run's fingerprint: the SHA-256 of ``settings`` (JSON: the run's settings, space
     and seed) written canonically, so equal settings give equal fingerprints."""
-    text = json.dumps(settings, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    text = jsonfile.dumps(settings, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 

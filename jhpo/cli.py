@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import collections
 import datetime
 import json
 import math
@@ -11,7 +10,15 @@ import sys
 from pathlib import Path
 
 from jhpo import analysis
-from jhpo.runs.records import COMPLETED, FAILED, STOPPED, Result, RunDirectory, load_run
+from jhpo.runs.records import (
+    COMPLETED,
+    FAILED,
+    STOPPED,
+    Result,
+    RunDirectory,
+    error_headline,
+    load_run,
+)
 
 
 def _format_value(value) -> str:
@@ -31,12 +38,6 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
                      for line in [header, *rows])
 
 
-def first_line(error: str | None) -> str:
-    """The first non-blank line of an error text ("-" when there is none)."""
-    lines = [line.strip() for line in (error or "").splitlines() if line.strip()]
-    return lines[0] if lines else "-"
-
-
 def trials_table(result: Result, limit: int | None = None) -> str:
     """A plain-text table: one row per trial, one column per parameter, and the first
     line of each failed trial's error in a last column when some trial failed."""
@@ -51,18 +52,10 @@ def trials_table(result: Result, limit: int | None = None) -> str:
     rows = [
         [str(t.trial_id), t.status, _format_value(t.value), f"{t.duration:.2f}",
          *[_format_value(t.config.get(n)) for n in names],
-         *([first_line(t.error) if t.status == FAILED else ""] if with_errors else [])]
+         *([error_headline(t.error) if t.status == FAILED else ""] if with_errors else [])]
         for t in trials
     ]
     return format_table(header, rows)
-
-
-def failure_counts(result: Result) -> list[tuple[int, str]]:
-    """(count, first line of the error) over the failed trials, most common first
-    (ties in the order the errors first happened)."""
-    ordered = sorted(result.failed, key=lambda t: t.trial_id)
-    counts = collections.Counter(first_line(t.error) for t in ordered)
-    return [(n, error) for error, n in counts.most_common()]
 
 
 def _error_lines(result: Result, limit: int | None) -> list[str]:
@@ -118,7 +111,7 @@ def show(run_dir: str, limit: int | None = None, errors: bool = False) -> str:
     result = load_run(run_dir)
     out = [f"run {run_dir}", *_reproducibility_lines(result.meta)]
     out.append(f"  {len(result.trials)} trials: {_status_counts(result)}")
-    out += [f"    {n} failed with: {error}" for n, error in failure_counts(result)]
+    out += [f"    {n} failed with: {error}" for n, error in result.failure_counts()]
     out.append("")
     out.append(trials_table(result, limit))
     if errors and result.failed:

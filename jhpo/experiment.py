@@ -35,6 +35,7 @@ from typing import Any
 
 from jhpo import searchers as searchers_module
 from jhpo.analysis import EXPERIMENT_FILE, ExperimentRecord, load_experiment
+from jhpo.lock import RunLock
 from jhpo.progress import progress_bar
 from jhpo.runs.records import load_run, versions
 from jhpo.space import Space
@@ -205,6 +206,13 @@ def run_experiment(
         raise TypeError(f"optimum={optimum!r} must be a number or None")
     space = space if isinstance(space, Space) else Space(space)
     directory = Path(directory)
+    with RunLock(directory):  # one writer of experiment.json; each run locks its own
+        return _run_grid(target, space, methods, seeds, directory, tune_function, tuner_name,
+                         settings, optimum, progress)
+
+
+def _run_grid(target, space: Space, methods: list[Method], seeds: list[int], directory: Path,
+              tune_function, tuner_name: str, settings: dict, optimum, progress: bool):
     description = _start(directory, {
         "target": _qualified_name(target),
         "tuner": tuner_name,

@@ -57,7 +57,7 @@ from jhpo.goal import Goal
 from jhpo.progress import progress_bar
 from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.records import COMPLETED, FAILED, STOPPED, AskRecord, Result, RunDirectory, Trial
-from jhpo.runs.shell import make_trial
+from jhpo.runs.shell import POPULATION_IDENTITY_KEYS, make_trial, run_fingerprint
 from jhpo.schedulers.driver import SchedulerDriver
 from jhpo.schedulers.rungs import rung_levels
 from jhpo.searchers.base import capacity_for
@@ -299,7 +299,9 @@ class _Run:
         self.carry = None
         self.hp = None
         self.keys = None
-        self.checkpoints = None if directory is None else Checkpoints(directory.path / CHECKPOINT_DIR)
+        self.checkpoints = None if directory is None else Checkpoints(
+            directory.path / CHECKPOINT_DIR,
+            fingerprint=run_fingerprint(result.meta, POPULATION_IDENTITY_KEYS))
 
     # --- slot filling
 

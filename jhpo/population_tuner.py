@@ -29,11 +29,18 @@ from jhpo.population_scheduling import SCHEDULERS, check_scheduler_options, run_
 from jhpo.progress import progress_bar
 from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.records import COMPLETED, FAILED, AskRecord, Result, Trial
-from jhpo.runs.shell import IDENTITY_KEYS, fidelity_range, make_trial, open_run, resume, run_meta
+from jhpo.runs.blackbox import log_failures
+from jhpo.runs.shell import (
+    POPULATION_IDENTITY_KEYS,
+    fidelity_range,
+    make_trial,
+    opened_run,
+    resume,
+    run_meta,
+)
 from jhpo.searchers import Searcher
 from jhpo.space import Choice, Int, Ordinal, Space
 
-POPULATION_IDENTITY_KEYS = IDENTITY_KEYS + ("task", "steps", "population_size")
 
 
 def _positive_int(name: str, value) -> int:
@@ -182,17 +189,32 @@ def tune_population(
         steps=steps,
         population_size=population_size,
     )
-    directory, meta = open_run(run_dir, meta, POPULATION_IDENTITY_KEYS)
-    if scheduler is not None:
-        stored = [] if directory is None else directory.read_trials()
-        result, _ = run_scheduled(
-            task, optimizer.space, optimizer, goal, scheduler=scheduler,
-            options=dict(scheduler_options or {}), population_size=population_size,
-            num_trials=num_trials, steps=steps, seed=seed,
-            max_batch_size=max_batch_size or pop.next_power_of_two(int(task.defaults["batch_size"])),
-            devices=devices, directory=directory, result=Result.from_meta(stored, meta),
-            progress=progress, max_member_steps=max_member_steps)
-        return result
+    train_options = dict(max_batch_size=max_batch_size, batch_strategy=batch_strategy,
+                         chunk_size=chunk_size, devices=devices, pad_to=population_size)
+    with opened_run(run_dir, meta, POPULATION_IDENTITY_KEYS) as (directory, meta):
+        if scheduler is not None:
+            stored = [] if directory is None else directory.read_trials()
+            result, _ = run_scheduled(
+                task, optimizer.space, optimizer, goal, scheduler=scheduler,
+                options=dict(scheduler_options or {}), population_size=population_size,
+                num_trials=num_trials, steps=steps, seed=seed,
+                max_batch_size=max_batch_size or pop.next_power_of_two(int(task.defaults["batch_size"])),
+                devices=devices, directory=directory, result=Result.from_meta(stored, meta),
+                progress=progress, max_member_steps=max_member_steps)
+        else:
+            result = train_populations(task, optimizer, directory, meta, seed=seed, steps=steps,
+                                       population_size=population_size, num_trials=num_trials,
+                                       progress=progress, train_options=train_options)
+    log_failures(result)
+    return result
+
+
+def train_populations(task: pop.Task, optimizer: Optimizer, directory, meta: dict, *, seed: int,
+                      steps: int, population_size: int, num_trials: int, progress: bool,
+                      train_options: dict) -> Result:
+    """The loop without a scheduler: a population asked, trained, told and recorded at a
+    time, after the members a kill interrupted (trained again under their ids)."""
+    goal = optimizer.goal
     resumed = resume(optimizer, directory)
     result = Result.from_meta(resumed.trials, meta)
     in_flight, next_trial_id = list(resumed.in_flight), resumed.next_trial_id
@@ -225,13 +247,9 @@ def tune_population(
                 configs,
                 keys[trial_ids - first],
                 steps,
-                max_batch_size=max_batch_size,
-                batch_strategy=batch_strategy,
-                chunk_size=chunk_size,
-                devices=devices,
                 block_steps=block_steps,
                 on_block=show_steps,
-                pad_to=population_size,
+                **train_options,
             )
             trials = member_trials(goal, outcome, trial_ids, np.asarray(rows), configs, seed, steps,
                                    start, time.time())
@@ -241,5 +259,6 @@ def tune_population(
                 if directory is not None:
                     directory.append(trial)
             bar.update(len(trials))
+            bar.set_failures(len(result.failed))
             bar.set_postfix_str(result.summary_line())
     return result

@@ -9,6 +9,7 @@ the searcher's state of the uninterrupted run and runs again the trial it was ki
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 import numbers
 import time
@@ -22,12 +23,22 @@ from jhpo import schedulers as schedulers_module
 from jhpo.goal import Goal
 from jhpo.progress import progress_bar
 from jhpo.runs.optimizer import Optimizer
-from jhpo.runs.records import COMPLETED, FAILED, STOPPED, AskRecord, Result, RunDirectory
+from jhpo.runs.records import (
+    COMPLETED,
+    FAILED,
+    STOPPED,
+    AskRecord,
+    Result,
+    RunDirectory,
+    Trial,
+    error_headline,
+)
 from jhpo.runs.shell import (
     IDENTITY_KEYS,
+    Resumed,
     fidelity_range,
     make_trial,
-    open_run,
+    opened_run,
     replay_reports,
     resume,
     run_meta,
@@ -123,6 +134,7 @@ def tune(
     searcher_options: Mapping[str, Any] | None = None,
     scheduler: str | Scheduler | None = None,
     scheduler_options: Mapping[str, Any] | None = None,
+    fail_fast: bool = True,
 ) -> Result:
     """Minimise (or maximise) ``objective`` over ``space``, one trial after another.
 
@@ -146,6 +158,11 @@ def tune(
     report is appended to ``run_dir/reports.jsonl``. With a ``scheduler`` ("asha",
     "hyperband", "median" or a :class:`Scheduler`) a report may end the trial early:
     ``report`` then raises and the trial is recorded as stopped, with its last value.
+
+    With ``fail_fast`` (the default), a run whose first three trials all raise the same
+    exception stops and raises it: that is a bug in the objective or the settings (a
+    misspelt ``metric``), not bad luck. At the end of a run with failed trials, one
+    warning under the ``jhpo`` logger counts them by error.
     """
     if num_trials is None and max_wallclock_s is None:
         raise ValueError("give a budget: num_trials, max_wallclock_s, or both")
@@ -164,41 +181,85 @@ def tune(
                     searcher_options=dict(searcher_options or {}),
                     scheduler=None if scheduling is None else scheduling.scheduler.name,
                     scheduler_options=dict(scheduler_options or {}))
-    directory, meta = open_run(run_dir, meta, IDENTITY_KEYS)
-    resumed = resume(optimizer, directory)
-    result = Result.from_meta(resumed.trials, meta)
-    replay_reports(scheduling, directory, result.trials, goal)
-    reports = takes_report(objective)
-    in_flight = list(resumed.in_flight)
-    next_trial_id = resumed.next_trial_id
-
-    deadline = None if max_wallclock_s is None else time.monotonic() + max_wallclock_s
-    with progress_bar(total=num_trials, enabled=progress, initial=len(result.trials)) as bar:
-        while (num_trials is None or len(result.trials) < num_trials) and (
-            deadline is None or time.monotonic() < deadline
-        ):
-            if in_flight:  # asked before a kill and never recorded: run it again
-                trial_id, row = in_flight.pop(0)
-                rows = row[None]
-            else:
-                trial_id, next_trial_id = next_trial_id, next_trial_id + 1
-                num_told = optimizer.num_told
-                rows, _ = optimizer.ask_rows(1)
-                if directory is not None:
-                    directory.append_ask(AskRecord([trial_id], np.asarray(rows).tolist(), num_told))
-            [config] = optimizer.space.to_configs(rows)
-            if scheduling is not None:
-                scheduling.start(trial_id)
-            reporter = Reporter(trial_id, goal, scheduling, directory) if reports else None
-            trial = make_trial(goal, trial_id=trial_id, row=rows[0], config=config, seed=seed,
-                               **run_trial(objective, config, goal, reporter))
-            optimizer.tell_rows(rows, [optimizer.told_row(trial)])
-            result.trials.append(trial)
-            if directory is not None:
-                directory.append(trial)
-            bar.update(1)
-            bar.set_postfix_str(result.summary_line())
+    with opened_run(run_dir, meta, IDENTITY_KEYS) as (directory, meta):
+        resumed = resume(optimizer, directory)
+        result = Result.from_meta(resumed.trials, meta)
+        replay_reports(scheduling, directory, result.trials, goal)
+        deadline = None if max_wallclock_s is None else time.monotonic() + max_wallclock_s
+        run = BlackBoxRun(objective, optimizer, scheduling, directory, result, resumed, seed)
+        with progress_bar(total=num_trials, enabled=progress, initial=len(result.trials)) as bar:
+            while (num_trials is None or len(result.trials) < num_trials) and (
+                deadline is None or time.monotonic() < deadline
+            ):
+                run.next_trial(fail_fast)
+                bar.update(1)
+                bar.set_failures(len(result.failed))
+                bar.set_postfix_str(result.summary_line())
+    log_failures(result)
     return result
+
+
+# The first trials' identical exception, when every one raised it, is a bug in the
+# objective or the settings (a misspelt metric), not bad luck.
+FAIL_FAST_TRIALS = 3
+
+
+class BlackBoxRun:
+    """The trials of one ``tune`` call: asks (or runs again what a kill interrupted),
+    evaluates, tells and records, one trial per ``next_trial``."""
+
+    def __init__(self, objective, optimizer: Optimizer, scheduling: SchedulerDriver | None,
+                 directory: RunDirectory | None, result: Result, resumed: Resumed, seed: int):
+        self.objective, self.optimizer, self.goal = objective, optimizer, optimizer.goal
+        self.scheduling, self.directory, self.result, self.seed = scheduling, directory, result, seed
+        self.in_flight = list(resumed.in_flight)
+        self.next_trial_id = resumed.next_trial_id
+        self.reports = takes_report(objective)
+
+    def next_row(self) -> tuple[int, np.ndarray]:
+        if self.in_flight:  # asked before a kill and never recorded: run it again
+            return self.in_flight.pop(0)
+        trial_id, self.next_trial_id = self.next_trial_id, self.next_trial_id + 1
+        num_told = self.optimizer.num_told
+        rows, _ = self.optimizer.ask_rows(1)
+        if self.directory is not None:
+            self.directory.append_ask(AskRecord([trial_id], np.asarray(rows).tolist(), num_told))
+        return trial_id, np.asarray(rows[0])
+
+    def next_trial(self, fail_fast: bool) -> Trial:
+        trial_id, row = self.next_row()
+        [config] = self.optimizer.space.to_configs(row[None])
+        if self.scheduling is not None:
+            self.scheduling.start(trial_id)
+        reporter = Reporter(trial_id, self.goal, self.scheduling, self.directory) if self.reports else None
+        outcome = run_trial(self.objective, config, self.goal, reporter)
+        trial = make_trial(self.goal, trial_id=trial_id, row=row, config=config, seed=self.seed,
+                           **outcome)
+        self.optimizer.tell_rows(row[None], [self.optimizer.told_row(trial)])
+        self.result.trials.append(trial)
+        if self.directory is not None:
+            self.directory.append(trial)
+        if fail_fast and len(self.result.trials) == FAIL_FAST_TRIALS:
+            check_systematic_failure(self.result.trials)
+        return trial
+
+
+def check_systematic_failure(first_trials: Sequence[Trial]) -> None:
+    """Raise when the first trials all raised one exception (recorded failed with no
+    metrics and one error)."""
+    raised = [t for t in first_trials if t.status == FAILED and not t.metrics]
+    errors = {error_headline(t.error) for t in raised}
+    if len(raised) == len(first_trials) and len(errors) == 1:
+        raise RuntimeError(
+            f"the first {len(first_trials)} trials all failed with: {errors.pop()} (they are "
+            "recorded; fix the objective or the settings, or pass fail_fast=False to run on)")
+
+
+def log_failures(result: Result) -> None:
+    """At the end of a run with failures, one line counting them by error."""
+    summary = result.failure_summary()
+    if summary is not None:
+        logging.getLogger("jhpo").warning(summary)
 
 
 def _scheduling(scheduler, options, objective, seed, goal: Goal) -> SchedulerDriver | None:

@@ -15,6 +15,7 @@ such.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import math
@@ -90,6 +91,12 @@ class Trial:
                 or record["trial_id"] < 0:
             raise ValueError(f"trial_id={record['trial_id']!r} must be an integer >= 0")
         return cls(**{k: v for k, v in record.items() if k in fields})
+
+
+def error_headline(error: str | None) -> str:
+    """The first non-blank line of an error text ("-" when there is none)."""
+    lines = [line.strip() for line in (error or "").splitlines() if line.strip()]
+    return lines[0] if lines else "-"
 
 
 def clean_metrics(metrics: dict) -> dict:
@@ -335,6 +342,21 @@ class Result:
     @property
     def failed(self) -> list[Trial]:
         return [t for t in self.trials if t.status == FAILED]
+
+    def failure_counts(self) -> list[tuple[int, str]]:
+        """(count, first line of the error) over the failed trials, most common first
+        (ties in the order the errors first happened)."""
+        ordered = sorted(self.failed, key=lambda t: t.trial_id)
+        counts = collections.Counter(error_headline(t.error) for t in ordered)
+        return [(n, error) for error, n in counts.most_common()]
+
+    def failure_summary(self) -> str | None:
+        """One line counting the failed trials by error, or None when none failed."""
+        counts = self.failure_counts()
+        if not counts:
+            return None
+        parts = "; ".join(f"{n} x {error}" for n, error in counts)
+        return f"{len(self.failed)} of {len(self.trials)} trials failed: {parts}"
 
     @property
     def best(self) -> Trial | None:

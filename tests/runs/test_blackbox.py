@@ -1,5 +1,6 @@
 import json
 import math
+import os
 import textwrap
 import time
 import warnings
@@ -195,3 +196,62 @@ def test_resume_tells_the_searcher_the_recorded_constraint_values(tmp_path):
     replayed = np.concatenate(told)[:4]  # the four recorded trials, replayed in their order
     np.testing.assert_allclose(replayed[:, 1], [t.metrics["margin"] for t in first.trials], rtol=1e-6)
     np.testing.assert_allclose(replayed[:, 0], [t.value for t in first.trials], rtol=1e-6)
+
+
+def test_a_second_writer_of_a_run_directory_is_refused_naming_the_holder(tmp_path):
+    from jhpo.lock import RunDirectoryLocked, RunLock
+
+    calls = []
+    with RunLock(tmp_path):
+        with pytest.raises(RunDirectoryLocked, match=f"in use by process {os.getpid()} on host"):
+            jhpo.tune(lambda c: calls.append(c) or 0.0, SPACE, num_trials=2, run_dir=tmp_path,
+                      progress=False)
+    assert calls == [] and not (tmp_path / "trials.jsonl").exists()
+    assert len(jhpo.tune(bowl, SPACE, num_trials=2, run_dir=tmp_path, progress=False).trials) == 2
+
+
+def test_a_run_dir_that_cannot_be_written_fails_before_any_trial(tmp_path):
+    (tmp_path / "file").write_text("")
+    calls = []
+    with pytest.raises(NotADirectoryError, match="cannot be written"):
+        jhpo.tune(lambda c: calls.append(c) or 0.0, SPACE, num_trials=2,
+                  run_dir=tmp_path / "file" / "run", progress=False)
+    assert calls == []
+
+
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan])
+def test_an_objective_returning_a_non_finite_value_is_a_failed_trial(bad):
+    result = jhpo.tune(lambda c: bad if c["k"] == 0 else 1.0, SPACE, num_trials=12, seed=0,
+                       progress=False)
+    bad_trials = [t for t in result.trials if t.config["k"] == 0]
+    assert bad_trials and all(t.status == "failed" and "non-finite" in t.error for t in bad_trials)
+    assert all(t.status == "completed" for t in result.trials if t.config["k"] != 0)
+    assert result.best.value == 1.0
+
+
+def test_the_first_trials_failing_alike_stop_the_run_with_their_error(tmp_path):
+    def objective(config):
+        return {"loss": bowl(config)}
+
+    with pytest.raises(RuntimeError, match=r"first 3 trials all failed with: ValueError: metric 'los'"):
+        jhpo.tune(objective, SPACE, metric="los", num_trials=20, run_dir=tmp_path, progress=False)
+    assert len((tmp_path / "trials.jsonl").read_text().splitlines()) == 3
+    result = jhpo.tune(objective, SPACE, metric="los", num_trials=5, progress=False, fail_fast=False)
+    assert len(result.failed) == 5
+
+
+def test_a_run_with_failures_ends_with_one_line_counting_them_by_error(caplog):
+    def objective(config):
+        if config["k"] == 1:
+            raise KeyError("oops")
+        if config["k"] == 2:
+            raise ValueError("bad")
+        return bowl(config)
+
+    with caplog.at_level("WARNING", logger="jhpo"):
+        result = jhpo.tune(objective, SPACE, num_trials=16, seed=1, progress=False)
+    counts = dict((error, n) for n, error in result.failure_counts())
+    assert counts == {"KeyError: 'oops'": sum(t.config["k"] == 1 for t in result.trials),
+                      "ValueError: bad": sum(t.config["k"] == 2 for t in result.trials)}
+    [line] = [r.getMessage() for r in caplog.records if "trials failed" in r.getMessage()]
+    assert line.startswith(f"{len(result.failed)} of 16 trials failed")
