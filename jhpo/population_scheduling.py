@@ -54,6 +54,7 @@ from jhpo import population as pop
 from jhpo import schedulers as schedulers_module
 from jhpo.checkpoint import Checkpoints
 from jhpo.goal import Goal
+from jhpo.options import check_options
 from jhpo.progress import progress_bar
 from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.records import COMPLETED, FAILED, STOPPED, AskRecord, Result, RunDirectory, Trial
@@ -610,10 +611,7 @@ def check_scheduler_options(scheduler: str, options: Mapping[str, Any], steps: i
     allowed = {"asha": {"interval", "eta", "form"}, "hyperband": {"interval", "eta"},
                "median": {"interval", "grace_intervals", "min_trials"},
                "pbt": {"interval", "quantile", "resample_probability"}}[scheduler] | {"checkpoint_every"}
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise ValueError(f"scheduler_options {unknown} are not options of {scheduler!r}; "
-                         f"it takes {sorted(allowed)}")
+    check_options(f"scheduler {scheduler!r} of tune_population", options, allowed)
     # by default 27 intervals (three rungs of eta = 3 above the first) or 8 PBT rounds
     interval = options.get("interval", pop.steps_per_block(steps, 8 if scheduler == "pbt" else 27))
     if not isinstance(interval, int) or interval < 1 or steps % interval:

@@ -26,6 +26,7 @@ import numpy as np
 from jhpo import population as pop
 from jhpo.goal import Goal
 from jhpo.population_scheduling import SCHEDULERS, check_scheduler_options, run_scheduled
+from jhpo.options import check_choice
 from jhpo.progress import progress_bar
 from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.records import COMPLETED, FAILED, AskRecord, Result, Trial
@@ -165,8 +166,8 @@ def tune_population(
     population_size = _positive_int("population_size", population_size)
     num_trials = _positive_int("num_trials", num_trials)
     steps = _positive_int("steps", steps)
-    if scheduler is not None and scheduler not in SCHEDULERS:
-        raise ValueError(f"scheduler={scheduler!r} is not one of {list(SCHEDULERS)} or None")
+    if scheduler is not None:
+        check_choice("scheduler", scheduler, SCHEDULERS)
     if scheduler is None and (scheduler_options or max_member_steps is not None):
         raise ValueError("scheduler_options and max_member_steps need a scheduler")
     goal = Goal.from_arguments(task.metric if metric is None else metric, mode, constraints,

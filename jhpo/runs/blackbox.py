@@ -267,11 +267,11 @@ def _scheduling(scheduler, options, objective, seed, goal: Goal) -> SchedulerDri
         if options:
             raise ValueError("scheduler_options given without a scheduler")
         return None
+    if not isinstance(scheduler, Scheduler):
+        scheduler = schedulers_module.make(scheduler, **(options or {}))
     if not takes_report(objective):
         raise ValueError(
             f"scheduler={getattr(scheduler, 'name', scheduler)!r} needs an objective that takes "
             "a `report` argument and calls report(resource, metrics) as it trains"
         )
-    if not isinstance(scheduler, Scheduler):
-        scheduler = schedulers_module.make(scheduler, **(options or {}))
     return SchedulerDriver(scheduler, seed, len(goal.metrics))

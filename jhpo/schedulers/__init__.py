@@ -17,6 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jhpo.options import check_choice, check_options, keyword_names
 from jhpo.schedulers.decisions import (
     asha_continues,
     asha_promotion,
@@ -171,7 +172,8 @@ def names() -> list[str]:
 
 
 def make(name: str, **options) -> Scheduler:
-    """The black-box scheduler registered as ``name``."""
-    if name not in _REGISTRY:
-        raise ValueError(f"scheduler={name!r} is not one of {names()}")
+    """The black-box scheduler registered as ``name``; an option it does not take is an
+    error that lists those it does."""
+    check_choice("scheduler", name, names())
+    check_options(f"scheduler {name!r}", options, keyword_names(_REGISTRY[name]))
     return _REGISTRY[name](**options)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 from jhpo.searchers.base import Buffer, Searcher, SearchState
+from jhpo.options import check_choice, check_options, keyword_names
 from jhpo.space import Space
 
 __all__ = ["Buffer", "Searcher", "SearchState", "make", "names"]
@@ -13,7 +14,8 @@ __all__ = ["Buffer", "Searcher", "SearchState", "make", "names"]
 _REGISTRY = {
     "random": "jhpo.searchers.random:random",
     "quasirandom": "jhpo.searchers.random:quasirandom",
-    "bo": "jhpo.searchers.bo:bo",
+    # the function whose keyword parameters are bo's options
+    "bo": "jhpo.searchers.bo:bo:make_config",
 }
 
 
@@ -28,15 +30,19 @@ def names() -> list[str]:
 
 
 def make(name: str, space: Space, **options) -> Searcher:
-    """The searcher registered as ``name`` over ``space``."""
-    if name not in _REGISTRY:
-        raise ValueError(f"searcher={name!r} is not one of {names()}")
+    """The searcher registered as ``name`` over ``space``; an option it does not take is
+    an error that lists those it does."""
+    check_choice("searcher", name, names())
     if any(options.get(o) not in (None, 0, 1, False) for o in _MULTI_OUTPUT_OPTIONS) and (
             name not in _MULTI_OUTPUT):
         raise ValueError(
             f"searcher={name!r} takes one objective and no constraints; for several, use one "
             f"of {sorted(_MULTI_OUTPUT)}"
         )
-    module_name, attribute = _REGISTRY[name].split(":")
-    constructor = getattr(importlib.import_module(module_name), attribute)
+    module_name, attribute, *options_function = _REGISTRY[name].split(":")
+    module = importlib.import_module(module_name)
+    constructor = getattr(module, attribute)
+    accepted = keyword_names(getattr(module, options_function[0]) if options_function
+                             else constructor, skip=1)
+    check_options(f"searcher {name!r}", options, accepted)
     return constructor(space, **options)
