@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import numbers
 import os
@@ -31,8 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from jhpo import jsonfile
 from jhpo.goal import check_mode
-from jhpo.runs.records import COMPLETED, META_FILE, STOPPED, Result, Trial, load_run
+from jhpo.runs.records import COMPLETED, META_FILE, STOPPED, Result, Trial, best_so_far, load_run
 
 EXPERIMENT_FILE = "experiment.json"
 STATISTICS = ("median", "iqm")
@@ -79,14 +79,6 @@ def counts_for_incumbent(trial: Trial) -> bool:
     can be the incumbent."""
     return (trial.status in (COMPLETED, STOPPED) and isinstance(trial.value, numbers.Real)
             and math.isfinite(trial.value) and trial.feasible is not False)
-
-
-def best_so_far(values: np.ndarray, mode: str) -> np.ndarray:
-    """The running best of ``values`` in ``mode``; NaN entries are skipped, and the result
-    is NaN until the first number."""
-    loss = to_loss(values, check_mode(mode))
-    running = np.minimum.accumulate(loss) if loss.size else loss
-    return from_loss(running, mode)
 
 
 def run_curve(result: Result, x: str = "time") -> Curve:
@@ -334,7 +326,7 @@ def load_experiment(path: str | os.PathLike) -> ExperimentRecord:
     """
     path = Path(path)
     if is_experiment(path):
-        description = json.loads((path / EXPERIMENT_FILE).read_text())
+        description = jsonfile.loads((path / EXPERIMENT_FILE).read_text())
         runs: dict[str, dict[int, Result]] = {}
         for method in description["methods"]:
             seeds = {}

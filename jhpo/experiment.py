@@ -25,7 +25,6 @@ change in machine load, common on a shared machine, falls on all methods alike.
 from __future__ import annotations
 
 import dataclasses
-import json
 import numbers
 import re
 import time
@@ -33,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from jhpo import jsonfile
 from jhpo import searchers as searchers_module
 from jhpo.analysis import EXPERIMENT_FILE, ExperimentRecord, load_experiment
 from jhpo.lock import RunLock
@@ -87,7 +87,7 @@ class Method:
             )
 
     def describe(self) -> dict:
-        return _jsonable(dataclasses.asdict(self))
+        return jsonfile.normalise(dataclasses.asdict(self))
 
     def tuner_arguments(self) -> dict:
         """Keyword arguments for the tuning function; scheduler arguments only when a
@@ -160,7 +160,7 @@ def unfinished_runs(directory: str | Path, methods: Iterable[Method | str],
     """The (method, seed) pairs of the grid that a call of :func:`run_experiment` on
     ``directory`` would run, in the order it would run them."""
     path = Path(directory) / EXPERIMENT_FILE
-    finished = json.loads(path.read_text()).get("finished", {}) if path.exists() else {}
+    finished = jsonfile.loads(path.read_text()).get("finished", {}) if path.exists() else {}
     return [(m, s) for m, s in _run_order(as_methods(methods), as_seeds(seeds))
             if run_key(m.name, s) not in finished]
 
@@ -217,7 +217,7 @@ def _run_grid(target, space: Space, methods: list[Method], seeds: list[int], dir
         "target": _qualified_name(target),
         "tuner": tuner_name,
         "space": space.describe(),
-        "settings": _jsonable({"mode": "min", **settings}),
+        "settings": jsonfile.normalise({"mode": "min", **settings}),
         "optimum": None if optimum is None else float(optimum),
     }, methods, seeds)
 
@@ -247,9 +247,9 @@ def _start(directory: Path, identity: dict, methods: list[Method], seeds: list[i
                        "finished": {}, "created": time.time(), "versions": versions()}
         _write_description(directory, description)
         return description
-    description = json.loads(path.read_text())
+    description = jsonfile.loads(path.read_text())
     for key in _IDENTITY_KEYS:
-        if _jsonable(description.get(key)) != identity[key]:
+        if not jsonfile.same_json(description.get(key), identity[key]):
             raise ValueError(
                 f"experiment {str(directory)!r} was run with a different {key!r}: stored "
                 f"{description.get(key)!r}, requested {identity[key]!r}; use a new directory "
@@ -274,10 +274,7 @@ def _start(directory: Path, identity: dict, methods: list[Method], seeds: list[i
 def _write_description(directory: Path, description: dict) -> None:
     """Write experiment.json atomically: a kill leaves the old file or the new one."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / EXPERIMENT_FILE
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(description, indent=2))
-    temporary.replace(path)
+    jsonfile.atomic_write_text(directory / EXPERIMENT_FILE, jsonfile.dumps(description, indent=2))
 
 
 def _run_summary(run_dir: Path) -> dict:
@@ -300,8 +297,3 @@ def _qualified_name(target: Any) -> str:
         return f"{type(target).__qualname__}:{target.name}"
     named = target if hasattr(target, "__qualname__") else type(target)
     return f"{getattr(named, '__module__', '?')}.{named.__qualname__}"
-
-
-def _jsonable(value: Any) -> Any:
-    """``value`` as it reads back from JSON (tuples become lists, odd objects their repr)."""
-    return json.loads(json.dumps(value, default=repr))
