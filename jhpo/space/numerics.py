@@ -8,9 +8,9 @@ to the same position. The limits below are what that promise needs:
 - a float range must be at least ``MIN_RELATIVE_WIDTH`` of its larger bound, so float32
   values in compiled programs still tell about 16 values apart across it (and float64
   tells every grid point apart with a margin of 2^8);
-- an integer must own at least ``MIN_INTEGER_SHARE`` of its column, so float32 rows put
-  every integer's centre safely inside its own bin (measured: log-scale bins start to
-  collide near 2^-24, linear ones at 2^-24 exactly);
+- an integer must own at least ``MIN_INTEGER_SHARE`` of its column, 16 float32 steps
+  near 1, so rounding in the compiled maps never moves an integer's centre into its
+  neighbour's bin (tests/space/test_numerics.py round-trips every integer at the limit);
 - float bounds stay within float64's normal range, integer bounds within int64.
 
 Every map here takes its array module ``xp`` (numpy on the host in float64, jax.numpy in
