@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from jhpo import jsonfile
+
 from jhpo.space import numerics
 
 
@@ -57,7 +59,7 @@ class Condition:
     def describe(self) -> dict:
         fields = {"parent": self.parent}
         if self.values is not None:
-            fields["values"] = [jsonable(v) for v in self.values]
+            fields["values"] = [jsonfile.normalise(v) for v in self.values]
         for bound in COMPARISONS:
             if getattr(self, bound) is not None:
                 fields[bound] = getattr(self, bound)
@@ -239,15 +241,6 @@ def is_nan(value) -> bool:
     return isinstance(value, (float, np.floating)) and math.isnan(value)
 
 
-def jsonable(value):
-    """``value`` as JSON holds it: plain scalars as they are, anything else by repr."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, np.generic):
-        return value.item()
-    return repr(value)
-
-
 def describe_domain(domain: Domain) -> dict:
     """A JSON-ready description of one domain (its condition aside)."""
     if isinstance(domain, Float):
@@ -255,4 +248,4 @@ def describe_domain(domain: Domain) -> dict:
     if isinstance(domain, Int):
         return {"type": "lograndint" if domain.log else "randint", "lo": domain.lo, "hi": domain.hi}
     kind = "choice" if isinstance(domain, Choice) else "ordinal"
-    return {"type": kind, "values": [jsonable(v) for v in domain.values]}
+    return {"type": kind, "values": [jsonfile.normalise(v) for v in domain.values]}

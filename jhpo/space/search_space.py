@@ -23,9 +23,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jhpo import jsonfile
 from jhpo.space.conditions import check_condition, topological_order
-from jhpo.space.domains import DOMAIN_TYPES, Choice, Domain, Ordinal, SpaceError, \
-    describe_call, describe_domain, jsonable
+from jhpo.space.domains import (
+    DOMAIN_TYPES,
+    Choice,
+    Domain,
+    Ordinal,
+    SpaceError,
+    describe_call,
+    describe_domain,
+)
 from jhpo.space.encoding import codec_for, holds_within
 from jhpo.space.nesting import flatten_config, flatten_parameters, group_names, nest
 
@@ -251,7 +259,7 @@ class Space:
         description = {}
         for name in self._leaves:
             if name in self.constants:
-                description[name] = {"type": "constant", "value": jsonable(self.constants[name])}
+                description[name] = {"type": "constant", "value": jsonfile.normalise(self.constants[name])}
                 continue
             domain = self.domains[name]
             entry = describe_domain(domain)
