@@ -10,7 +10,7 @@ from jhpo import population_tuner
 from jhpo.population_tuner import POPULATION_FILE, largest_batch_size, tune_population
 from jhpo.results import load_run
 from jhpo.tuner import Optimizer
-from tests.test_population import TASK
+from tests.population.toy_task import TASK
 
 SPACE = {
     "learning_rate": jhpo.loguniform(1e-3, 3e-1),
