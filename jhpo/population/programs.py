@@ -22,6 +22,7 @@ Compiled programs live in one cache for the process, shared by every
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable, Sequence
@@ -129,13 +130,14 @@ def trace_settings() -> tuple[Hashable, ...]:
     """The global settings a task's functions may read while they are traced.
 
     A cached program is only valid under the settings it was traced with: the
-    convolution implementation ``jhpo.nn`` resolves from ``JHPO_CONV_IMPL``, and
-    JAX's own flags for default dtypes and matmul precision.
+    convolution implementation ``jhpo.nn`` resolves (``JHPO_CONV_IMPL`` or the
+    backend's default), and JAX's own flags for default dtypes and matmul precision.
     """
-    # Imported here so that ``import jhpo`` does not load flax (jhpo.nn's dependency).
-    from jhpo.nn import default_conv_impl
-
-    return (default_conv_impl(), jax.config.jax_enable_x64, jax.config.jax_default_matmul_precision)
+    # Until something imports jhpo.nn no trace can have resolved a convolution through
+    # it; importing it here instead would load flax for tasks that never use it.
+    nn = sys.modules.get("jhpo.nn")
+    conv_impl = None if nn is None else nn.default_conv_impl()
+    return (conv_impl, jax.config.jax_enable_x64, jax.config.jax_default_matmul_precision)
 
 
 def _task_identity(task: Task) -> tuple:
