@@ -40,21 +40,20 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as PS
 
 from jhpo import population as pop
 from jhpo import schedulers as schedulers_module
 from jhpo.checkpoint import Checkpoints
 from jhpo.goal import Goal
 from jhpo.options import check_options
+from jhpo.population import PopulationPrograms
 from jhpo.progress import progress_bar
 from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.records import COMPLETED, FAILED, STOPPED, AskRecord, Result, RunDirectory, Trial
@@ -68,76 +67,6 @@ SCHEDULERS = ("asha", "hyperband", "median", "pbt")
 CHECKPOINT_DIR = "checkpoints"
 PAUSED_DIR = "paused"
 FORMS = ("stopping", "promotion")
-
-
-# ----------------------------------------------------------------------------- programs
-
-
-@jax.jit
-def _select(mask, new, old):
-    """Per slot, the ``new`` pytree where ``mask`` is set, else ``old``."""
-    def pick(a, b):
-        return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
-
-    return jax.tree.map(pick, new, old)
-
-
-@jax.jit
-def _gather(tree, index):
-    return jax.tree.map(lambda leaf: leaf[index], tree)
-
-
-class PopulationPrograms:
-    """The compiled programs of a scheduled run over ``slots`` members of ``task``."""
-
-    def __init__(self, task: pop.Task, slots: int, max_batch_size: int, interval: int,
-                 devices: Sequence[jax.Device] | None = None):
-        self.task = task
-        self.mesh = Mesh(np.asarray(list(devices) if devices else jax.local_devices()),
-                         (pop.POPULATION_AXIS,))
-        self.slots = -(-slots // self.mesh.size) * self.mesh.size
-        self.max_batch_size = max_batch_size
-        self.interval = interval
-        self.sharding = NamedSharding(self.mesh, PS(pop.POPULATION_AXIS))
-        self.data = jax.device_put(task.data, NamedSharding(self.mesh, PS()))
-        self.num_compiles = 0
-        self.compile_s = 0.0
-
-    def _program(self, name, build, args):
-        compiled, seconds = pop._PROGRAMS.get((pop._task_identity(self.task), self.mesh, name),
-                                              build, args)
-        self.num_compiles += seconds > 0
-        self.compile_s += seconds
-        return compiled
-
-    def put(self, tree):
-        """``tree`` with its leading (slot) axis sharded over the devices."""
-        return jax.device_put(tree, self.sharding)
-
-    def fresh(self, keys, hp):
-        """New members for every slot: initial states, alive, no failure step."""
-        init = self._program("init", lambda: pop._shard_population(self.task.init, self.mesh, 2),
-                             (keys, hp))
-        return (init(keys, hp), self.put(np.ones(self.slots, bool)),
-                self.put(np.full(self.slots, -1, np.int32)))
-
-    def advance(self, carry, hp, keys, starts):
-        """Train every slot for one interval from its own step count ``starts``."""
-        args = (carry, hp, keys, self.data, starts)
-        block = self._program(
-            ("scheduled_block", self.interval, self.max_batch_size),
-            lambda: pop._shard_population(
-                pop._member_block(self.task, self.max_batch_size, self.interval),
-                self.mesh, 5, replicated=(3,)),
-            args)
-        carry, losses = block(*args)
-        return carry, losses
-
-    def evaluate(self, states, hp) -> dict[str, np.ndarray]:
-        evaluate = self._program(
-            "evaluate", lambda: pop._shard_population(self.task.evaluate, self.mesh, 3, replicated=(2,)),
-            (states, hp, self.data))
-        return {k: np.asarray(v) for k, v in jax.device_get(evaluate(states, hp, self.data)).items()}
 
 
 # ----------------------------------------------------------------------------- slots
@@ -281,7 +210,7 @@ class _Run:
         self.seed, self.num_trials, self.steps = seed, num_trials, steps
         self.directory, self.result = directory, result
         self.recorded_ids = {t.trial_id for t in result.trials}
-        self.slots = Slots.empty(programs.slots, space.dim)
+        self.slots = Slots.empty(programs.size, space.dim)
         self.scheduling = self.promotions = None
         units = steps // programs.interval
         if options.get("form") == "promotion":
@@ -357,7 +286,7 @@ class _Run:
             self.slots.steps[slot], self.slots.started_at[slot] = paused.steps, paused.started_at
             loaded[int(slot)] = paused.state
         if loaded:
-            size = self.programs.slots
+            size = self.programs.size
             filler = next(iter(loaded.values()))  # any state: the mask leaves other slots alone
             states = jax.tree.map(lambda *leaves: np.stack(leaves),
                                   *[loaded.get(slot, filler) for slot in range(size)])
@@ -369,9 +298,7 @@ class _Run:
     def _trial_keys(self):
         """Each slot's key: the trial's, ``fold_in(key(seed), trial_id)``, as in
         ``tune_population`` without a scheduler."""
-        base = jax.random.key(self.seed)
-        trials = jnp.asarray(np.maximum(self.slots.trial, 0))
-        return self.programs.put(jax.vmap(lambda t: jax.random.fold_in(base, t))(trials))
+        return self.programs.put(pop.member_keys(self.seed, np.maximum(self.slots.trial, 0)))
 
     def _columns(self):
         return self.programs.put({k: jnp.asarray(v) for k, v in
@@ -379,18 +306,15 @@ class _Run:
 
     def _load_fresh(self, chosen) -> None:
         self.hp, self.keys = self._columns(), self._trial_keys()
-        fresh = self.programs.fresh(self.keys, self.hp)
-        mask = np.zeros(self.programs.slots, bool)
+        fresh = self.programs.init(self.keys, self.hp)
+        mask = np.zeros(self.programs.size, bool)
         mask[chosen] = True
         self.carry = fresh if self.carry is None else self._merge(mask, fresh)
         self._freeze_empty()
 
     def _merge(self, mask: np.ndarray, new):
-        """The carry with ``new`` in the ``mask`` slots. Every input gets the slot
-        sharding first, so ``_select`` sees one signature (one compilation) whatever
-        program produced its inputs."""
-        put = self.programs.put
-        return put(_select(jnp.asarray(mask), put(new), put(self.carry)))
+        """The carry with ``new`` in the ``mask`` slots."""
+        return self.programs.select(mask, new, self.carry)
 
     def _freeze_empty(self) -> None:
         states, alive, failed_step = self.carry
@@ -505,7 +429,7 @@ class _Run:
             self._start_trial(slot, self.next_trial_id, explored[slot],
                               parent=int(donors.trial[donor]), step=int(donors.steps[donor]))
             self.next_trial_id += 1
-        self.carry = self.programs.put(_gather(self.carry, jnp.asarray(parents)))
+        self.carry = self.programs.gather(self.carry, parents)
         states, alive_after, failed_step = self.carry
         # a copied member starts healthy from its donor's state
         self.carry = (states, alive_after, self.programs.put(jnp.where(
@@ -651,7 +575,7 @@ def run_scheduled(task: pop.Task, space: Space, optimizer: Optimizer, goal: Goal
         run.refill()
         run.save()
     every = options.get("checkpoint_every", 1)
-    total = programs.slots if scheduler == "pbt" else num_trials
+    total = programs.size if scheduler == "pbt" else num_trials
     with progress_bar(total=total, enabled=progress, initial=0, desc=f"{task.name} {scheduler}",
                       unit="trial") as bar:
         while run.running:

@@ -241,12 +241,10 @@ def train_populations(task: pop.Task, optimizer: Optimizer, directory, meta: dic
                 bar.set_postfix_str(f"population step {done}/{total}, {result.summary_line()}")
 
             start = time.time()
-            first = int(trial_ids.min())
-            keys = pop.member_seeds(seed, int(trial_ids.max()) - first + 1, offset=first)
             outcome = pop.train_configs(
                 task,
                 configs,
-                keys[trial_ids - first],
+                pop.member_keys(seed, trial_ids),
                 steps,
                 block_steps=block_steps,
                 on_block=show_steps,

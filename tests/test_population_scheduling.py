@@ -16,7 +16,7 @@ from jhpo.space import Space
 from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.shell import run_meta
 from tests.killing import kill_after_records
-from tests.test_population import TASK
+from tests.population.toy_task import TASK
 
 SPACE = {
     "learning_rate": jhpo.loguniform(1e-3, 3e-1),
@@ -68,28 +68,25 @@ def seen(monkeypatch):
 
 
 def test_no_recompilation_per_decision(seen):
-    from jhpo import population_scheduling
-
     tune_population(TASK, SPACE, population_size=4, num_trials=12, steps=STEPS, seed=11,
                     progress=False, scheduler="asha", scheduler_options={"interval": 1})
-    programs = seen["programs"]
-    # fresh states, one interval of training, evaluation: at most once each, whatever
-    # the number of decisions and refills (cached programs from earlier tests count 0)
-    assert programs.num_compiles <= 3
-    assert population_scheduling._select._cache_size() <= 2
-    assert population_scheduling._gather._cache_size() <= 1
+    compiles = seen["programs"].compiles
+    # fresh states, one interval of training, evaluation, loading new members into
+    # slots: at most once each, whatever the number of decisions and refills (cached
+    # programs from earlier tests count 0)
+    assert set(compiles) <= {"init", "advance", "evaluate", "select"}
+    assert all(count <= 1 for count in compiles.values())
 
 
 def test_promotion_form_compiles_once(seen):
-    from jhpo import population_scheduling, schedulers
+    from jhpo import schedulers
 
     result = tune_population(TASK, SPACE, population_size=4, num_trials=12, steps=STEPS, seed=11,
                              progress=False, scheduler="asha",
                              scheduler_options={"interval": 1, "form": "promotion"})
     assert sum(t.resource > 1 for t in result.trials) >= 4  # promotions did happen
-    assert seen["programs"].num_compiles <= 3
     # resuming a paused member is the same select as loading a fresh one
-    assert population_scheduling._select._cache_size() <= 2
+    assert all(count <= 1 for count in seen["programs"].compiles.values())
     # the promotion rule compiles once per capacity of its book (8, then 16 trials)
     assert schedulers.promote._cache_size() <= 2
 

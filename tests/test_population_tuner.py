@@ -9,9 +9,9 @@ import jhpo
 from jhpo import population as pop
 from jhpo import population_tuner
 from jhpo.population_tuner import largest_batch_size, tune_population
-from jhpo.runs.records import load_run
 from jhpo.runs.optimizer import Optimizer
-from tests.test_population import TASK
+from jhpo.runs.records import load_run
+from tests.population.toy_task import TASK
 
 SPACE = {
     "learning_rate": jhpo.loguniform(1e-3, 3e-1),

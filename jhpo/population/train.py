@@ -1,8 +1,7 @@
-"""Train a population of members of one task as one compiled program.
+"""Train a population of members of one task, with the programs of ``programs.py``.
 
-A ``Task`` describes one member with pure functions; ``train`` stacks P members
-along a leading population axis, ``vmap``s them inside ``jit``, runs the steps
-with ``lax.scan`` and shards the population axis over the local devices.
+``train`` stacks P members along a leading population axis and trains them
+together, in blocks of steps, sharded over the local devices.
 
 Per-member batch size: every member draws a batch of the same static size
 ``max_batch_size`` and a mask keeps its first ``batch_size`` examples, so a
@@ -18,20 +17,16 @@ state and reported failed; nothing it computes reaches another member.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as PS
 
-Array = jax.Array
-HParams = dict[str, Array]
+from jhpo.population.programs import PopulationPrograms
+from jhpo.population.task import Array, Task, check_hparams, stack_hparams, typed_keys
 
-POPULATION_AXIS = "population"
 BATCH_STRATEGIES = ("mask", "bucket")
 # Measured end to end (benchmarks/population_throughput.py, 64 digits CNN
 # configurations with batch sizes 8..128, 200 steps, populations of 16, 2
@@ -44,41 +39,6 @@ DEFAULT_BATCH_STRATEGY = "mask"
 # at 305 and 580 member-steps/s in one program against 358 and 720 in chunks of
 # 16 (two runs on 2 shared cores). Accelerators get the whole population.
 BACKEND_CHUNK_PER_DEVICE = {"cpu": 16}
-
-
-class Task(NamedTuple):
-    """One member's training, as pure functions (all traced under vmap and jit).
-
-    init(key, hp) -> state
-        A fresh member for the hyperparameters ``hp`` (a dict of scalars).
-    train_step(state, hp, batch, key) -> (state, metrics)
-        One step; ``metrics`` has a scalar "loss". ``batch`` is what ``draw_batch``
-        returned plus "mask", a bool vector marking the member's ``batch_size`` real
-        examples: the step must weight its loss (and any batch statistics) by it.
-    evaluate(state, hp, data) -> metrics
-        Scalars, including ``metric``.
-    draw_batch(data, key, size) -> batch
-        A dict of arrays with leading axis ``size``; the first n examples must not
-        depend on ``size``.
-    data
-        A pytree of arrays, passed to the compiled programs as an argument
-        (closed-over arrays would be baked into every program as constants).
-    defaults
-        Every hyperparameter the task reads, with the value used when a configuration
-        omits it; must include "batch_size". An int default makes the hyperparameter
-        int32, a float one float32.
-    metric
-        The name in evaluate's metrics that a tuner minimises.
-    """
-
-    init: Callable[[Array, HParams], Any]
-    train_step: Callable[[Any, HParams, dict, Array], tuple[Any, dict]]
-    evaluate: Callable[[Any, HParams, Any], dict]
-    draw_batch: Callable[[Any, Array, int], dict]
-    data: Any
-    defaults: Mapping[str, float | int]
-    metric: str = "val_error"
-    name: str = "task"
 
 
 class PopulationResult(NamedTuple):
@@ -106,40 +66,6 @@ class PopulationResult(NamedTuple):
     program_bytes: int
 
 
-def stack_hparams(task: Task, configs: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
-    """Configurations (plain dicts) -> one (P,) array per hyperparameter the task reads.
-
-    Missing hyperparameters take the task's default; unknown ones are an error.
-    """
-    if not configs:
-        raise ValueError("configs is empty: a population needs at least one member")
-    known = set(task.defaults)
-    for index, config in enumerate(configs):
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ValueError(
-                f"configs[{index}] has hyperparameters {unknown} that task {task.name!r} does not read; "
-                f"it reads {sorted(known)}"
-            )
-    stacked = {}
-    for name, default in task.defaults.items():
-        values = [config.get(name, default) for config in configs]
-        stacked[name] = _as_hparam_column(name, values, integer=isinstance(default, (int, np.integer)))
-    return stacked
-
-
-def _as_hparam_column(name: str, values: list, *, integer: bool) -> np.ndarray:
-    try:
-        column = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"hyperparameter {name!r} must be numeric; got {values!r}") from error
-    if integer:
-        if not np.all(column == np.round(column)):
-            raise ValueError(f"hyperparameter {name!r} must be an integer; got {values!r}")
-        return column.astype(np.int32)
-    return column.astype(np.float32)
-
-
 def next_power_of_two(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
@@ -148,110 +74,10 @@ def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-def _all_finite(tree) -> Array:
-    checks = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree) if jnp.issubdtype(leaf.dtype, jnp.inexact)]
-    return jnp.all(jnp.stack(checks)) if checks else jnp.bool_(True)
-
-
-def _member_block(task: Task, max_batch_size: int, length: int):
-    """``length`` training steps of one member, frozen once it turns non-finite."""
-
-    def run(carry, hp, key, data, start):
-        def step(carry, offset):
-            state, alive, failed_step = carry
-            step_index = start + offset
-            # The step's randomness depends on the member key and the global step
-            # only, so blocks, chunks, padding and devices do not change a member.
-            batch_key, step_key = jax.random.split(jax.random.fold_in(key, step_index))
-            batch = dict(task.draw_batch(data, batch_key, max_batch_size))
-            batch["mask"] = jnp.arange(max_batch_size) < hp["batch_size"]
-            new_state, metrics = task.train_step(state, hp, batch, step_key)
-            loss = metrics["loss"]
-            healthy = alive & jnp.isfinite(loss) & _all_finite(new_state)
-            state = jax.tree.map(lambda new, old: jnp.where(healthy, new, old), new_state, state)
-            failed_step = jnp.where(alive & ~healthy, step_index, failed_step)
-            return (state, healthy, failed_step), jnp.where(healthy, loss, jnp.nan)
-
-        return jax.lax.scan(step, carry, jnp.arange(length))
-
-    return run
-
-
-def _shard_population(body, mesh: Mesh, num_args: int, replicated: Sequence[int] = ()):
-    """vmap ``body`` over the local members of each device of ``mesh``."""
-    specs = tuple(PS() if index in replicated else PS(POPULATION_AXIS) for index in range(num_args))
-    vmapped = jax.vmap(body, in_axes=tuple(None if index in replicated else 0 for index in range(num_args)))
-    return jax.jit(jax.shard_map(vmapped, mesh=mesh, in_specs=specs, out_specs=PS(POPULATION_AXIS)))
-
-
-class _ProgramCache:
-    """Compiled programs, reused across populations of the same shapes.
-
-    Keyed by the task's functions (by identity), the static settings and the
-    shapes and dtypes of the arguments; bounded so that tasks built and
-    dropped (as in tests) do not pile up.
-    """
-
-    def __init__(self, capacity: int = 64):
-        self.capacity = capacity
-        self.entries: OrderedDict = OrderedDict()
-
-    def get(self, key, build: Callable[[], Callable], args: tuple) -> tuple[Callable, float]:
-        signature = (key, jax.tree.structure(args), tuple((leaf.shape, str(leaf.dtype)) for leaf in jax.tree.leaves(args)))
-        if signature in self.entries:
-            self.entries.move_to_end(signature)
-            return self.entries[signature], 0.0
-        start = time.perf_counter()
-        # The partitionable threefry lowering makes XLA:CPU compile a flax init
-        # about 9x slower (9 s against 1 s for the digits CNN); members are
-        # sharded by shard_map, not by the SPMD partitioner, so they do not need
-        # it. The "rbg" PRNG compiles fast too but its draws depend on the device.
-        with jax.threefry_partitionable(False):
-            compiled = build().lower(*args).compile()
-        seconds = time.perf_counter() - start
-        self.entries[signature] = compiled
-        if len(self.entries) > self.capacity:
-            self.entries.popitem(last=False)
-        return compiled, seconds
-
-
-_PROGRAMS = _ProgramCache()
-
-
-def _task_identity(task: Task) -> tuple:
-    return (task.init, task.train_step, task.evaluate, task.draw_batch)
-
-
 def default_chunk_size(num_devices: int, backend: str | None = None) -> int | None:
     """Members trained at once when ``train`` is not given a ``chunk_size`` (None: all)."""
     per_device = BACKEND_CHUNK_PER_DEVICE.get(backend or jax.default_backend())
     return None if per_device is None else per_device * num_devices
-
-
-def _member_keys(seeds) -> Array:
-    seeds = jnp.asarray(seeds) if not isinstance(seeds, jax.Array) else seeds
-    if jnp.issubdtype(seeds.dtype, jax.dtypes.prng_key):
-        return seeds
-    if not jnp.issubdtype(seeds.dtype, jnp.integer):
-        raise ValueError(f"seeds must be integers or typed PRNG keys; got dtype {seeds.dtype}")
-    return jax.vmap(jax.random.key)(seeds)
-
-
-def _check_hparams(task: Task, hparams: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], int]:
-    unknown = sorted(set(hparams) - set(task.defaults))
-    if unknown:
-        raise ValueError(f"hparams has {unknown} that task {task.name!r} does not read; it reads {sorted(task.defaults)}")
-    if "batch_size" not in task.defaults:
-        raise ValueError(f"task {task.name!r} must declare a default 'batch_size'")
-    columns = {name: np.asarray(value) for name, value in hparams.items()}
-    sizes = {name: column.shape for name, column in columns.items()}
-    if len(set(sizes.values())) != 1 or len(next(iter(sizes.values()))) != 1:
-        raise ValueError(f"every hyperparameter must be a vector of the same length; got shapes {sizes}")
-    size = len(next(iter(columns.values())))
-    for name, default in task.defaults.items():
-        if name not in columns:
-            columns[name] = _as_hparam_column(name, [default] * size, integer=isinstance(default, (int, np.integer)))
-    return columns, size
 
 
 def train(
@@ -300,8 +126,8 @@ def train(
     block_steps = steps if block_steps is None else block_steps
     if not 1 <= block_steps <= steps:
         raise ValueError(f"block_steps={block_steps} must lie between 1 and steps={steps}")
-    columns, size = _check_hparams(task, hparams)
-    keys = _member_keys(seeds)
+    columns, size = check_hparams(task, hparams)
+    keys = typed_keys(seeds)
     if keys.shape != (size,):
         raise ValueError(f"seeds must have one entry per member ({size}); got shape {keys.shape}")
     batch_sizes = columns["batch_size"]
@@ -311,11 +137,10 @@ def train(
         raise ValueError(f"batch_size {batch_sizes.max()} exceeds max_batch_size={max_batch_size}")
     if pad_to is not None and pad_to > size:
         columns, keys = _pad_population(columns, keys, pad_to)
-    devices = list(devices) if devices is not None else jax.local_devices()
-    mesh = Mesh(np.asarray(devices), (POPULATION_AXIS,))
+    devices = list(devices) if devices else jax.local_devices()
     if chunk_size is None:
-        chunk_size = default_chunk_size(mesh.size, devices[0].platform)
-    pieces = _plan_pieces(columns["batch_size"], batch_strategy, max_batch_size, chunk_size, mesh.size)
+        chunk_size = default_chunk_size(len(devices), devices[0].platform)
+    pieces = _plan_pieces(columns["batch_size"], batch_strategy, max_batch_size, chunk_size, len(devices))
     total = len(pieces) * steps
     results = []
     for index, (members, batch, width) in enumerate(pieces):
@@ -325,7 +150,7 @@ def train(
                 on_block(base + done, total)
 
         schedule = _Schedule(steps, block_steps, keep_states, progress)
-        results.append((members, _train_piece(task, columns, keys, members, width, mesh, batch, schedule)))
+        results.append((members, _train_piece(task, columns, keys, members, width, devices, batch, schedule)))
     return _first_members(_merge_groups(results, len(keys)), size)
 
 
@@ -389,67 +214,34 @@ def _pad_members(members: np.ndarray, width: int) -> np.ndarray:
     return np.concatenate([members, np.full(width - len(members), members[0])])
 
 
-def _train_piece(task, columns, keys, members, width, mesh, max_batch_size, schedule) -> PopulationResult:
+def _train_piece(task, columns, keys, members, width, devices, max_batch_size, schedule) -> PopulationResult:
     """Train ``members`` (padded to ``width``) as one sharded population."""
     wall_start = time.perf_counter()
+    programs = PopulationPrograms(task, width, max_batch_size, schedule.block_steps, devices)
     rows = _pad_members(members, width)
-    population = NamedSharding(mesh, PS(POPULATION_AXIS))
-    hp = jax.device_put({name: column[rows] for name, column in columns.items()}, population)
-    member_keys = jax.device_put(keys[rows], population)
-    data = jax.device_put(task.data, NamedSharding(mesh, PS()))
-    identity = (_task_identity(task), mesh)
-    compile_s = 0.0
-    num_compiles = 0
-    program_bytes = 0
-
-    def program(name, build, args):
-        nonlocal compile_s, num_compiles, program_bytes
-        compiled, seconds = _PROGRAMS.get(identity + (name,), build, args)
-        compile_s += seconds
-        num_compiles += seconds > 0
-        program_bytes = max(program_bytes, _program_bytes(compiled))
-        return compiled
-
-    init = program("init", lambda: _shard_population(task.init, mesh, 2), (member_keys, hp))
-    carry = (
-        init(member_keys, hp),
-        jax.device_put(np.ones(width, bool), population),
-        jax.device_put(np.full(width, -1, np.int32), population),
-    )
+    hp = programs.put({name: column[rows] for name, column in columns.items()})
+    member_keys = programs.put(keys[rows])
+    carry = programs.init(member_keys, hp)
     losses = []
     for start in range(0, schedule.steps, schedule.block_steps):
         length = min(schedule.block_steps, schedule.steps - start)
-        args = (carry, hp, member_keys, data, jnp.int32(start))
-        block = program(
-            ("block", length, max_batch_size),
-            lambda length=length: _shard_population(_member_block(task, max_batch_size, length), mesh, 5, replicated=(3, 4)),
-            args,
-        )
-        carry, block_losses = block(*args)
+        carry, block_losses = programs.advance(carry, hp, member_keys, np.full(width, start, np.int32), steps=length)
         losses.append(block_losses)
         schedule.progress(start + length)
     states, alive, failed_step = carry
-    evaluate = program("evaluate", lambda: _shard_population(task.evaluate, mesh, 3, replicated=(2,)), (states, hp, data))
-    metrics = jax.device_get(evaluate(states, hp, data))
+    metrics = programs.evaluate(states, hp)
     live = len(members)
     return PopulationResult(
-        metrics={name: np.asarray(value)[:live] for name, value in metrics.items()},
+        metrics={name: value[:live] for name, value in metrics.items()},
         failed=~np.asarray(alive)[:live],
         failed_step=np.asarray(failed_step)[:live],
         losses=np.concatenate([np.asarray(block) for block in losses], axis=1)[:live],
         states=jax.tree.map(lambda leaf: np.asarray(leaf)[:live], jax.device_get(states)) if schedule.keep_states else None,
-        compile_s=compile_s,
-        train_s=time.perf_counter() - wall_start - compile_s,
-        num_compiles=num_compiles,
-        program_bytes=program_bytes,
+        compile_s=programs.compile_s,
+        train_s=time.perf_counter() - wall_start - programs.compile_s,
+        num_compiles=programs.num_compiles,
+        program_bytes=programs.program_bytes,
     )
-
-
-def _program_bytes(compiled) -> int:
-    stats = compiled.memory_analysis()
-    if stats is None:
-        return 0
-    return int(stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
 
 
 def _merge_groups(parts: list[tuple[np.ndarray, PopulationResult]], size: int) -> PopulationResult:
@@ -481,18 +273,6 @@ def _merge_groups(parts: list[tuple[np.ndarray, PopulationResult]], size: int) -
 def train_configs(task: Task, configs: Sequence[Mapping[str, Any]], seeds, steps: int, **options) -> PopulationResult:
     """``train`` for a list of plain configuration dicts."""
     return train(task, stack_hparams(task, configs), seeds, steps, **options)
-
-
-def member_seeds(seed: int, count: int, offset: int = 0) -> Array:
-    """Keys for members ``offset .. offset + count - 1`` of a run seeded with ``seed``."""
-    base = jax.random.key(seed)
-    return jax.vmap(lambda index: jax.random.fold_in(base, index))(jnp.arange(offset, offset + count))
-
-
-def masked_mean(values: Array, mask: Array) -> Array:
-    """Mean of ``values`` over the examples where ``mask`` is set (a member's real batch)."""
-    weights = mask.astype(values.dtype)
-    return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1)
 
 
 def steps_per_block(steps: int, blocks: int = 10) -> int:

@@ -1,0 +1,53 @@
+"""Populations: many members of one JAX task trained as one compiled program.
+
+- ``task``: ``Task`` (one member's pure functions), hyperparameter columns, member keys;
+- ``programs``: ``PopulationPrograms``, the compiled init / advance / evaluate /
+  select / gather programs over a population sharded across devices;
+- ``train``: ``train`` and ``train_configs``, a whole population trained and evaluated.
+"""
+
+from jhpo.population.programs import POPULATION_AXIS, PopulationPrograms, trace_settings
+from jhpo.population.task import (
+    HParams,
+    Task,
+    check_hparams,
+    masked_mean,
+    member_keys,
+    member_seeds,
+    stack_hparams,
+    typed_keys,
+)
+from jhpo.population.train import (
+    BACKEND_CHUNK_PER_DEVICE,
+    BATCH_STRATEGIES,
+    DEFAULT_BATCH_STRATEGY,
+    PopulationResult,
+    default_chunk_size,
+    next_power_of_two,
+    steps_per_block,
+    train,
+    train_configs,
+)
+
+__all__ = [
+    "BACKEND_CHUNK_PER_DEVICE",
+    "BATCH_STRATEGIES",
+    "DEFAULT_BATCH_STRATEGY",
+    "HParams",
+    "POPULATION_AXIS",
+    "PopulationPrograms",
+    "PopulationResult",
+    "Task",
+    "check_hparams",
+    "default_chunk_size",
+    "masked_mean",
+    "member_keys",
+    "member_seeds",
+    "next_power_of_two",
+    "stack_hparams",
+    "steps_per_block",
+    "trace_settings",
+    "train",
+    "train_configs",
+    "typed_keys",
+]
