@@ -105,7 +105,7 @@ def slots_for(method, settings) -> int:
 
 
 def run_method(task, name, seed, settings):
-    from jhpo.population_tuner import tune_population
+    from jhpo.runs.population import tune_population
 
     method = METHODS[name]
     budget = settings["full_trials"] * settings["steps"]

@@ -139,7 +139,7 @@ def measure_conv(data, size, steps, repeats):
 
 
 def population_seconds(data, configs_count, steps, population_size, batch_strategy):
-    from jhpo.population_tuner import tune_population
+    from jhpo.runs.population import tune_population
 
     start = time.perf_counter()
     result = tune_population(

@@ -16,7 +16,7 @@ import os
 
 import jhpo
 from jhpo import tasks
-from jhpo.population_tuner import tune_population
+from jhpo.runs.population import tune_population
 
 SPACE = {
     "learning_rate": jhpo.loguniform(1e-3, 1e-1),

@@ -146,7 +146,7 @@ def branin_setup(args) -> Setup:
 def cnn_setup(args) -> Setup:
     from jhpo import tasks
     from jhpo.population import steps_per_block
-    from jhpo.population_tuner import tune_population
+    from jhpo.runs.population import tune_population
 
     task = tasks.make("digits", "cnn")
     settings = {"population_size": args.population, "num_trials": args.trials,

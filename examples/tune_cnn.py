@@ -18,7 +18,7 @@ import time
 
 import jhpo
 from jhpo import tasks
-from jhpo.population_tuner import tune_population
+from jhpo.runs.population import tune_population
 
 CHAPTER_SPACE = {
     "learning_rate": jhpo.loguniform(1e-5, 1e-1),

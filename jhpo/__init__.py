@@ -5,7 +5,7 @@ from jhpo.analysis import load_experiment
 from jhpo.crossval import kfold
 from jhpo.experiment import Method, run_experiment
 from jhpo.population import Task
-from jhpo.population_tuner import tune_population
+from jhpo.runs.population import tune_population
 from jhpo.runs.blackbox import tune
 from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.records import Result, Trial, load_run

@@ -140,7 +140,7 @@ def resolve_tuner(tuner: str | Callable) -> tuple[Callable, str]:
 
         return tune, "jhpo.tune"
     if tuner == "tune_population":
-        from jhpo.population_tuner import tune_population
+        from jhpo.runs.population import tune_population
 
         return tune_population, "jhpo.tune_population"
     raise ValueError(f"tuner={tuner!r} must be 'tune', 'tune_population' or a function")

@@ -4,4 +4,6 @@
 - :mod:`jhpo.runs.optimizer`: ``Optimizer`` (ask/tell over plain dicts, replay of records).
 - :mod:`jhpo.runs.shell`: what every run shares (meta, the one trial builder, resume).
 - :mod:`jhpo.runs.blackbox`: ``tune``, black-box trials one after another.
+- :mod:`jhpo.runs.population`: ``tune_population``, populations trained as one program.
+- :mod:`jhpo.runs.scheduled`: the slot loop of a population run with a scheduler.
 """

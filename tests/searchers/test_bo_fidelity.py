@@ -100,7 +100,7 @@ def test_bo_with_asha_learns_from_stopped_trials_and_never_repeats(tmp_path):
 
 
 def test_population_bo_with_asha_tells_each_trial_at_its_rung(monkeypatch):
-    from jhpo.population_tuner import tune_population
+    from jhpo.runs.population import tune_population
     from jhpo.runs.optimizer import Optimizer
     from tests.population.toy_task import TASK
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from jhpo import population as pop
 from jhpo.goal import Goal
-from jhpo.population_scheduling import SCHEDULERS, check_scheduler_options, run_scheduled
+from jhpo.runs.scheduled import SCHEDULERS, check_scheduler_options, run_scheduled
 from jhpo.options import check_choice
 from jhpo.progress import progress_bar
 from jhpo.runs.optimizer import Optimizer
@@ -158,7 +158,7 @@ def tune_population(
     ``scheduler`` ("asha", "hyperband", "median" or "pbt") trains ``population_size``
     slots together and decides every ``scheduler_options["interval"]`` steps who goes on,
     who stops (its slot refilled from the searcher) and, for PBT, who copies whom; see
-    :mod:`jhpo.population_scheduling`. PBT starts ``population_size`` members and ignores
+    :mod:`jhpo.runs.scheduled`. PBT starts ``population_size`` members and ignores
     ``num_trials``; its copies are recorded as new trials with a ``parent_id``. With a
     scheduler, ``max_member_steps`` caps the compute: no trial starts once that many
     member-steps were trained.

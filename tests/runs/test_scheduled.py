@@ -9,8 +9,8 @@ import pytest
 
 import jhpo
 from jhpo.goal import Goal
-from jhpo.population_scheduling import run_scheduled
-from jhpo.population_tuner import tune_population
+from jhpo.runs.scheduled import run_scheduled
+from jhpo.runs.population import tune_population
 from jhpo.runs.records import Result, RunDirectory, load_run
 from jhpo.space import Space
 from jhpo.runs.optimizer import Optimizer
@@ -53,17 +53,17 @@ def test_stopping_schedulers_refill_slots_and_save_budget(scheduler):
 @pytest.fixture
 def seen(monkeypatch):
     """Filled with the compiled ``programs`` of the next scheduled ``tune_population``."""
-    from jhpo import population_scheduling
+    from jhpo.runs import scheduled
 
     seen = {}
-    original = population_scheduling.run_scheduled
+    original = scheduled.run_scheduled
 
     def spy(*args, **kwargs):
         result, programs = original(*args, **kwargs)
         seen["programs"] = programs
         return result, programs
 
-    monkeypatch.setattr("jhpo.population_tuner.run_scheduled", spy)
+    monkeypatch.setattr("jhpo.runs.population.run_scheduled", spy)
     return seen
 
 
@@ -169,7 +169,7 @@ KILLED_RUN = textwrap.dedent("""
     import json
     import sys
     import jax
-    from tests.test_population_scheduling import run
+    from tests.runs.test_scheduled import run
     jax.config.update("jax_platforms", "cpu")
     run(sys.argv[2], sys.argv[1], checkpoint_every=int(sys.argv[3]), **json.loads(sys.argv[4]))
 """)

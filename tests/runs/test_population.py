@@ -7,8 +7,8 @@ import pytest
 
 import jhpo
 from jhpo import population as pop
-from jhpo import population_tuner
-from jhpo.population_tuner import largest_batch_size, tune_population
+from jhpo.runs import population as population_run
+from jhpo.runs.population import largest_batch_size, tune_population
 from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.records import load_run
 from tests.population.toy_task import TASK
@@ -87,13 +87,13 @@ def test_killed_population_restarts_from_its_configurations(tmp_path, monkeypatc
             raise KeyboardInterrupt
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(population_tuner.pop, "train_configs", killed_on_second_population)
+    monkeypatch.setattr(population_run.pop, "train_configs", killed_on_second_population)
     with pytest.raises(KeyboardInterrupt):
         _tune(tmp_path / "run", num_trials=8)
     asks = (tmp_path / "run" / "asks.jsonl").read_text().splitlines()
     assert json.loads(asks[-1])["trial_ids"] == [4, 5, 6, 7]
     assert len((tmp_path / "run" / "trials.jsonl").read_text().splitlines()) == 4
-    monkeypatch.setattr(population_tuner.pop, "train_configs", real_train)
+    monkeypatch.setattr(population_run.pop, "train_configs", real_train)
     resumed = _tune(tmp_path / "run", num_trials=8)
     assert _records(resumed) == _records(uninterrupted)
     assert len((tmp_path / "run" / "asks.jsonl").read_text().splitlines()) == 2
