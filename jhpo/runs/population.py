@@ -25,8 +25,8 @@ import numpy as np
 
 from jhpo import population as pop
 from jhpo.goal import Goal
-from jhpo.runs.scheduled import SCHEDULERS, check_scheduler_options, run_scheduled
-from jhpo.options import check_choice
+from jhpo.runs.scheduled import Schedule, run_scheduled, schedule_for
+from jhpo.schedulers import Scheduler
 from jhpo.progress import progress_bar
 from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.records import COMPLETED, FAILED, AskRecord, Result, Trial
@@ -105,14 +105,12 @@ def member_trials(goal: Goal, outcome: pop.PopulationResult, trial_ids, rows, co
     return trials
 
 
-def _scheduled_fidelity(scheduler, options, steps, searcher, searcher_options):
+def scheduled_fidelity(schedule: Schedule | None, steps: int, searcher, searcher_options):
     """The resource range a multi-fidelity searcher is told about, in steps: from the
     first rung a rung scheduler judges to the full training. PBT has no rungs."""
-    if scheduler not in ("asha", "hyperband", "median"):
+    if schedule is None or schedule.scheduler is None:
         return None
-    interval = check_scheduler_options(scheduler, options, steps)
-    first_rung = interval * (options.get("grace_intervals", 1) if scheduler == "median" else 1)
-    return fidelity_range(searcher, searcher_options, first_rung, steps)
+    return fidelity_range(searcher, searcher_options, schedule.scheduler.levels[0], steps)
 
 
 def tune_population(
@@ -134,7 +132,7 @@ def tune_population(
     batch_strategy: str = pop.DEFAULT_BATCH_STRATEGY,
     chunk_size: int | None = None,
     devices: Sequence[jax.Device] | None = None,
-    scheduler: str | None = None,
+    scheduler: str | Scheduler | None = None,
     scheduler_options: Mapping[str, Any] | None = None,
     max_member_steps: int | None = None,
 ) -> Result:
@@ -155,10 +153,14 @@ def tune_population(
     ``jhpo.population.train``. Returns the run's ``Result``; with ``run_dir``,
     calling again with the same arguments resumes.
 
-    ``scheduler`` ("asha", "hyperband", "median" or "pbt") trains ``population_size``
-    slots together and decides every ``scheduler_options["interval"]`` steps who goes on,
-    who stops (its slot refilled from the searcher) and, for PBT, who copies whom; see
-    :mod:`jhpo.runs.scheduled`. PBT starts ``population_size`` members and ignores
+    ``scheduler`` ("asha", "hyperband", "median", "pbt", or a :class:`Scheduler` whose
+    levels are steps) trains ``population_size`` slots together and decides every
+    ``scheduler_options["interval"]`` steps who goes on, who stops (its slot refilled from
+    the searcher) and, for PBT, who copies whom; see :mod:`jhpo.runs.scheduled`. The
+    options are those of ``jhpo.tune``'s schedulers, with the resource counted in steps
+    (``min_resource``: the first rung, default one interval; ``max_resource``: always
+    ``steps``; ``eta``; ``min_trials``), plus ``interval``, ``checkpoint_every``,
+    ``form="promotion"`` (ASHA) and PBT's ``quantile`` and ``resample_probability``. PBT starts ``population_size`` members and ignores
     ``num_trials``; its copies are recorded as new trials with a ``parent_id``. With a
     scheduler, ``max_member_steps`` caps the compute: no trial starts once that many
     member-steps were trained.
@@ -166,15 +168,13 @@ def tune_population(
     population_size = _positive_int("population_size", population_size)
     num_trials = _positive_int("num_trials", num_trials)
     steps = _positive_int("steps", steps)
-    if scheduler is not None:
-        check_choice("scheduler", scheduler, SCHEDULERS)
     if scheduler is None and (scheduler_options or max_member_steps is not None):
         raise ValueError("scheduler_options and max_member_steps need a scheduler")
+    schedule = None if scheduler is None else schedule_for(scheduler, scheduler_options or {}, steps)
     goal = Goal.from_arguments(task.metric if metric is None else metric, mode, constraints,
                                cost=(searcher_options or {}).get("cost_aware", False))
     _check_goal_metrics(task, goal)
-    goal = goal._replace(fidelity=_scheduled_fidelity(scheduler, dict(scheduler_options or {}), steps,
-                                                      searcher, searcher_options))
+    goal = goal._replace(fidelity=scheduled_fidelity(schedule, steps, searcher, searcher_options))
     optimizer = Optimizer(space, searcher, goal=goal, seed=seed, searcher_options=searcher_options)
     if max_batch_size is None:
         max_batch_size = largest_batch_size(optimizer.space)
@@ -184,7 +184,7 @@ def tune_population(
         goal,
         seed,
         searcher_options=dict(searcher_options or {}),
-        scheduler=scheduler,
+        scheduler=None if schedule is None else schedule.name,
         scheduler_options=dict(scheduler_options or {}),
         task=task.name,
         steps=steps,
@@ -193,11 +193,11 @@ def tune_population(
     train_options = dict(max_batch_size=max_batch_size, batch_strategy=batch_strategy,
                          chunk_size=chunk_size, devices=devices, pad_to=population_size)
     with opened_run(run_dir, meta, POPULATION_IDENTITY_KEYS) as (directory, meta):
-        if scheduler is not None:
+        if schedule is not None:
             stored = [] if directory is None else directory.read_trials()
             result, _ = run_scheduled(
-                task, optimizer.space, optimizer, goal, scheduler=scheduler,
-                options=dict(scheduler_options or {}), population_size=population_size,
+                task, optimizer.space, optimizer, goal, schedule=schedule,
+                population_size=population_size,
                 num_trials=num_trials, steps=steps, seed=seed,
                 max_batch_size=max_batch_size or pop.next_power_of_two(int(task.defaults["batch_size"])),
                 devices=devices, directory=directory, result=Result.from_meta(stored, meta),

@@ -52,14 +52,14 @@ from jhpo import population as pop
 from jhpo import schedulers as schedulers_module
 from jhpo.checkpoint import Checkpoints
 from jhpo.goal import Goal
-from jhpo.options import check_options
+from jhpo.options import check_choice, check_options
 from jhpo.population import PopulationPrograms
 from jhpo.progress import progress_bar
 from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.records import COMPLETED, FAILED, STOPPED, AskRecord, Result, RunDirectory, Trial
 from jhpo.runs.shell import POPULATION_IDENTITY_KEYS, make_trial, run_fingerprint
 from jhpo.schedulers.driver import SchedulerDriver
-from jhpo.schedulers.rungs import rung_levels
+from jhpo.schedulers import Scheduler
 from jhpo.searchers.base import capacity_for
 from jhpo.space import Space
 
@@ -203,23 +203,21 @@ class _Run:
     """The mutable shell of one scheduled population run."""
 
     def __init__(self, task, space, optimizer: Optimizer, goal: Goal, programs: PopulationPrograms,
-                 scheduler: str, options: dict, seed: int, num_trials: int, steps: int,
+                 schedule: Schedule, seed: int, num_trials: int, steps: int,
                  directory: RunDirectory | None, result: Result, max_member_steps: int | None):
         self.task, self.space, self.optimizer, self.goal = task, space, optimizer, goal
-        self.programs, self.scheduler, self.options = programs, scheduler, options
+        self.programs, self.schedule, self.scheduler = programs, schedule, schedule.name
         self.seed, self.num_trials, self.steps = seed, num_trials, steps
         self.directory, self.result = directory, result
         self.recorded_ids = {t.trial_id for t in result.trials}
         self.slots = Slots.empty(programs.size, space.dim)
         self.scheduling = self.promotions = None
-        units = steps // programs.interval
-        if options.get("form") == "promotion":
-            eta = options.get("eta", 3)
-            self.promotions = Promotions(rung_levels(1, units, eta), eta, len(goal.metrics),
+        if schedule.form == "promotion":
+            self.promotions = Promotions(schedule.scheduler.levels, schedule.eta,
+                                         len(goal.metrics),
                                          None if directory is None else directory.path / PAUSED_DIR)
-        elif scheduler != "pbt":
-            kind = schedulers_module.make(scheduler, **_unit_options(scheduler, units, options))
-            self.scheduling = SchedulerDriver(kind, seed, len(goal.metrics))
+        elif schedule.scheduler is not None:
+            self.scheduling = SchedulerDriver(schedule.scheduler, seed, len(goal.metrics))
         self.max_member_steps = max_member_steps
         self.member_steps = 0
         self.next_trial_id = 0
@@ -365,9 +363,9 @@ class _Run:
             if not alive[slot] or not np.isfinite(values).all():
                 self._finish(slot, metrics, FAILED, "training diverged: non-finite loss or parameters")
             elif steps >= self.steps:
-                self.scheduling.goes_on(trial_id, steps // self.programs.interval, values)
+                self.scheduling.goes_on(trial_id, steps, values)
                 self._finish(slot, metrics, COMPLETED, None)
-            elif not self.scheduling.goes_on(trial_id, steps // self.programs.interval, values):
+            elif not self.scheduling.goes_on(trial_id, steps, values):
                 self._finish(slot, metrics, STOPPED, f"stopped by {self.scheduler} at step {steps}")
         self.refill()
 
@@ -381,7 +379,7 @@ class _Run:
             if not alive[slot] or not np.isfinite(objectives[slot]).all():
                 self.promotions.target.pop(trial_id)
                 self._finish(slot, metrics, FAILED, "training diverged: non-finite loss or parameters")
-            elif self.promotions.reached(trial_id, steps // self.programs.interval):
+            elif self.promotions.reached(trial_id, steps):
                 if self.promotions.record(trial_id, objectives[slot]):
                     self._finish(slot, metrics, COMPLETED, None)
                 else:
@@ -413,13 +411,13 @@ class _Run:
             return
         key = jax.random.fold_in(jax.random.fold_in(jax.random.key(self.seed), 2), self.boundary)
         parents = np.asarray(schedulers_module.pbt_parents(
-            jnp.asarray(values), jnp.asarray(occupied), key, self.options.get("quantile", 0.25)))
+            jnp.asarray(values), jnp.asarray(occupied), key, self.schedule.quantile))
         copying = np.flatnonzero(parents != np.arange(len(parents)))
         if len(copying) == 0:
             return
         explored = np.asarray(schedulers_module.pbt_explore(
             self.space, jnp.asarray(self.slots.rows[parents]), jax.random.fold_in(key, 1),
-            resample_probability=self.options.get("resample_probability", 0.25)))
+            resample_probability=self.schedule.resample_probability))
         donors = self.slots.copy()
         for slot in copying:
             failed = not alive[slot] or math.isnan(values[slot])
@@ -522,51 +520,98 @@ class _Run:
         self.result.trials = list(told)
 
 
-def _unit_options(scheduler: str, units: int, options: Mapping[str, Any]) -> dict:
-    """Scheduler options with resources counted in intervals."""
-    if scheduler == "median":
-        return {"min_resource": options.get("grace_intervals", 1), "max_resource": units,
-                "min_trials": options.get("min_trials", 3)}
-    return {"min_resource": 1, "max_resource": units, "eta": options.get("eta", 3)}
+class Schedule(NamedTuple):
+    """How a population run is scheduled: by a rung-based ``scheduler`` (levels in
+    steps) or by PBT, evaluated every ``interval`` steps, checkpointed every
+    ``checkpoint_every`` intervals."""
+
+    name: str
+    scheduler: Scheduler | None  # None for PBT
+    interval: int
+    checkpoint_every: int
+    form: str
+    eta: float  # ASHA's promotion form promotes the top 1/eta of a rung
+    quantile: float
+    resample_probability: float
 
 
-def check_scheduler_options(scheduler: str, options: Mapping[str, Any], steps: int) -> int:
-    """Validate ``scheduler_options``; returns the interval in steps."""
-    allowed = {"asha": {"interval", "eta", "form"}, "hyperband": {"interval", "eta"},
-               "median": {"interval", "grace_intervals", "min_trials"},
-               "pbt": {"interval", "quantile", "resample_probability"}}[scheduler] | {"checkpoint_every"}
-    check_options(f"scheduler {scheduler!r} of tune_population", options, allowed)
-    # by default 27 intervals (three rungs of eta = 3 above the first) or 8 PBT rounds
-    interval = options.get("interval", pop.steps_per_block(steps, 8 if scheduler == "pbt" else 27))
-    if not isinstance(interval, int) or interval < 1 or steps % interval:
+# Options of every scheduler in a population run, beside the scheduler's own (the same
+# names as in jhpo.tune: min_resource, max_resource, eta, min_trials; resources in steps).
+RUN_OPTIONS = ("interval", "checkpoint_every")
+PBT_OPTIONS = ("quantile", "resample_probability")
+
+
+def schedule_for(scheduler: str | Scheduler, options: Mapping[str, Any], steps: int) -> Schedule:
+    """Check a population run's ``scheduler`` (a name or a :class:`Scheduler` whose
+    levels are steps) and ``scheduler_options``."""
+    options = dict(options)
+    if isinstance(scheduler, Scheduler):
+        check_options(f"scheduler {scheduler.name!r} of tune_population", options, RUN_OPTIONS)
+        levels = scheduler.levels
+        if any(level != int(level) for level in levels) or levels[-1] != steps:
+            raise ValueError(f"scheduler {scheduler.name!r} has levels {list(levels)}: in a "
+                             f"population run they are steps, whole numbers ending at steps={steps}")
+        default_interval = math.gcd(*(int(level) for level in levels))
+        name = scheduler.name
+    else:
+        check_choice("scheduler", scheduler, SCHEDULERS)
+        own = PBT_OPTIONS if scheduler == "pbt" else tuple(schedulers_module.option_names(scheduler))
+        form = ("form",) if scheduler == "asha" else ()
+        check_options(f"scheduler {scheduler!r} of tune_population", options,
+                      own + RUN_OPTIONS + form)
+        # by default 27 intervals (three rungs of eta = 3 above the first) or 8 PBT rounds
+        default_interval = pop.steps_per_block(steps, 8 if scheduler == "pbt" else 27)
+        name = scheduler
+    interval = options.pop("interval", default_interval)
+    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1 or steps % interval:
         raise ValueError(f"scheduler_options interval={interval!r} must be a positive divisor of "
                          f"steps={steps}")
-    if options.get("form", "stopping") not in FORMS:
-        raise ValueError(f"scheduler_options form={options['form']!r} must be one of {list(FORMS)}")
-    every = options.get("checkpoint_every", 1)
-    if not isinstance(every, int) or every < 1:
+    every = options.pop("checkpoint_every", 1)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"scheduler_options checkpoint_every={every!r} must be a positive integer "
                          "(intervals between checkpoints)")
-    quantile = options.get("quantile", 0.25)
+    form = options.pop("form", "stopping")
+    check_choice("scheduler_options form", form, FORMS)
+    quantile = options.pop("quantile", 0.25)
     if not 0 < quantile <= 0.5:
         raise ValueError(f"scheduler_options quantile={quantile!r} must lie in (0, 0.5]")
-    return interval
+    resample = options.pop("resample_probability", 0.25)
+    if name != "pbt" and not isinstance(scheduler, Scheduler):
+        scheduler = rung_scheduler(name, options, interval, steps)
+    if isinstance(scheduler, Scheduler):
+        off_interval = [level for level in scheduler.levels if level % interval]
+        if off_interval:
+            raise ValueError(f"scheduler {name!r} decides at steps {list(scheduler.levels)}; "
+                             f"with interval={interval} it sees steps {off_interval} never: give "
+                             "an interval that divides every level")
+    return Schedule(name, scheduler if name != "pbt" else None, interval, every, form,
+                    options.get("eta", 3), quantile, resample)
 
 
-def run_scheduled(task: pop.Task, space: Space, optimizer: Optimizer, goal: Goal, *, scheduler: str,
-                  options: Mapping[str, Any], population_size: int, num_trials: int, steps: int,
+def rung_scheduler(name: str, options: Mapping[str, Any], interval: int, steps: int) -> Scheduler:
+    """The rung-based scheduler ``name`` over steps: its first rung (``min_resource``) is
+    one interval unless given, its last (``max_resource``) the full training."""
+    max_resource = options.get("max_resource", steps)
+    if max_resource != steps:
+        raise ValueError(f"scheduler_options max_resource={max_resource!r}: in tune_population "
+                         f"the last rung is the full training, steps={steps}")
+    return schedulers_module.make(name, **{**options, "min_resource": options.get("min_resource", interval),
+                                           "max_resource": steps})
+
+
+def run_scheduled(task: pop.Task, space: Space, optimizer: Optimizer, goal: Goal, *,
+                  schedule: Schedule, population_size: int, num_trials: int, steps: int,
                   seed: int, max_batch_size: int, devices, directory: RunDirectory | None,
                   result: Result, progress: bool, max_member_steps: int | None = None,
                   ) -> tuple[Result, PopulationPrograms]:
     """The scheduled loop behind ``tune_population(..., scheduler=...)``. With
     ``max_member_steps`` no new trial starts once that many member-steps were trained."""
-    interval = check_scheduler_options(scheduler, options, steps)
-    if scheduler == "pbt" and goal.is_multiobjective:
+    if schedule.name == "pbt" and goal.is_multiobjective:
         raise ValueError(f"scheduler='pbt' ranks members by one fitness, got metric="
                          f"{list(goal.metrics)!r}; give a single metric, or use 'asha' or "
                          "'hyperband' (non-dominated rank)")
-    programs = PopulationPrograms(task, population_size, max_batch_size, interval, devices)
-    run = _Run(task, space, optimizer, goal, programs, scheduler, dict(options), seed, num_trials,
+    programs = PopulationPrograms(task, population_size, max_batch_size, schedule.interval, devices)
+    run = _Run(task, space, optimizer, goal, programs, schedule, seed, num_trials,
                steps, directory, result, max_member_steps)
     stored = list(result.trials)
     if not run.restore(stored):
@@ -574,9 +619,10 @@ def run_scheduled(task: pop.Task, space: Space, optimizer: Optimizer, goal: Goal
             raise ValueError(f"run_dir {str(directory.path)!r} has trials but no checkpoint to resume from")
         run.refill()
         run.save()
-    every = options.get("checkpoint_every", 1)
-    total = programs.size if scheduler == "pbt" else num_trials
-    with progress_bar(total=total, enabled=progress, initial=0, desc=f"{task.name} {scheduler}",
+    every = schedule.checkpoint_every
+    pbt = schedule.name == "pbt"
+    total = programs.size if pbt else num_trials
+    with progress_bar(total=total, enabled=progress, initial=0, desc=f"{task.name} {schedule.name}",
                       unit="trial") as bar:
         while run.running:
             finished_before = len(run.result.trials)
@@ -584,6 +630,7 @@ def run_scheduled(task: pop.Task, space: Space, optimizer: Optimizer, goal: Goal
             # a resume from an older checkpoint replays the intervals since, identically
             if run.boundary % every == 0 or not run.running:
                 run.save()
-            bar.update(len(run.result.trials) - finished_before if scheduler != "pbt" else 0)
+            bar.update(len(run.result.trials) - finished_before if not pbt else 0)
+            bar.set_failures(len(run.result.failed))
             bar.set_postfix_str(f"interval {run.boundary}, {run.result.summary_line()}")
     return run.result, programs

@@ -171,9 +171,14 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def option_names(name: str) -> list[str]:
+    """The options the black-box scheduler ``name`` takes."""
+    check_choice("scheduler", name, names())
+    return keyword_names(_REGISTRY[name])
+
+
 def make(name: str, **options) -> Scheduler:
     """The black-box scheduler registered as ``name``; an option it does not take is an
     error that lists those it does."""
-    check_choice("scheduler", name, names())
-    check_options(f"scheduler {name!r}", options, keyword_names(_REGISTRY[name]))
+    check_options(f"scheduler {name!r}", options, option_names(name))
     return _REGISTRY[name](**options)

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 import jhpo
+from jhpo import schedulers
 from jhpo.goal import Goal
-from jhpo.runs.scheduled import run_scheduled
+from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.population import tune_population
 from jhpo.runs.records import Result, RunDirectory, load_run
-from jhpo.space import Space
-from jhpo.runs.optimizer import Optimizer
+from jhpo.runs.scheduled import run_scheduled, schedule_for
 from jhpo.runs.shell import run_meta
+from jhpo.space import Space
 from tests.killing import kill_after_records
 from tests.population.toy_task import TASK
 
@@ -153,10 +154,32 @@ def test_bad_scheduler_options_are_named():
         run("asha", rungs=3)
     with pytest.raises(ValueError, match="checkpoint_every=0"):
         run("asha", checkpoint_every=0)
-    with pytest.raises(ValueError, match="form='eager' must be one of"):
+    with pytest.raises(ValueError, match="form='eager' is not one of"):
         run("asha", form="eager")
     with pytest.raises(ValueError, match=r"scheduler 'hyperband' of tune_population has no option 'form'"):
         run("hyperband", form="promotion")
+    with pytest.raises(ValueError, match="no option 'grace_intervals'; did you mean"):
+        run("median", grace_intervals=2)
+    with pytest.raises(ValueError, match="max_resource=9: in tune_population the last rung is the full"):
+        run("asha", max_resource=9)
+    with pytest.raises(ValueError, match=r"decides at steps \[2.0, 6.0, 18.0, 27.0\]; with interval=3"):
+        run("asha", min_resource=2, interval=3)
+    with pytest.raises(ValueError, match="levels .* whole numbers ending at steps=27"):
+        run(schedulers.asha(min_resource=1, max_resource=81))
+
+
+def test_tune_and_tune_population_take_the_same_scheduler_options_and_objects():
+    """min_resource / max_resource / eta name the same thing in both, in steps here; the
+    defaults are one interval for the first rung and the full training for the last."""
+    by_name = run("asha", min_resource=3, eta=3, interval=3)
+    by_object = run(schedulers.asha(min_resource=3, max_resource=27, eta=3), interval=3)
+    default = run("asha", interval=3)
+    assert [t.config for t in by_name.trials] == [t.config for t in by_object.trials]
+    assert [(t.status, t.resource) for t in by_name.trials] == [
+        (t.status, t.resource) for t in by_object.trials]
+    assert {t.resource for t in by_name.trials if t.status == "stopped"} <= {3.0, 9.0}
+    assert [(t.status, t.resource) for t in default.trials] == [
+        (t.status, t.resource) for t in by_name.trials]
 
 
 def curves(run_dir):
@@ -245,8 +268,9 @@ def run_goal(goal, scheduler, run_dir=None, num_trials=12, steps=9):
                           num_constraints=len(goal.constraints))
     directory = None if run_dir is None else RunDirectory(run_dir)
     result = Result.from_meta([], run_meta(space, "random", goal, 5))
-    result, _ = run_scheduled(two_metric_task(), space, optimizer, goal, scheduler=scheduler,
-                              options={"interval": 1}, population_size=4, num_trials=num_trials,
+    result, _ = run_scheduled(two_metric_task(), space, optimizer, goal,
+                              schedule=schedule_for(scheduler, {"interval": 1}, steps),
+                              population_size=4, num_trials=num_trials,
                               steps=steps, seed=5, max_batch_size=32, devices=None,
                               directory=directory, result=result, progress=False)
     return result
