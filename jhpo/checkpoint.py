@@ -133,7 +133,9 @@ class Checkpoints:
 
     def restore(self, template: Any, step: int | None = None) -> tuple[Any, dict]:
         """The state (shaped like ``template``) and record of checkpoint ``step``, or by
-        default of the newest intact checkpoint (warning about each newer one skipped)."""
+        default of the newest intact checkpoint (warning about each newer one skipped).
+        ``template`` may be a function of the checkpoint's record that returns the
+        template, for states whose shapes the record says."""
         if step is not None:
             try:
                 return self._read(step, template)
@@ -171,6 +173,8 @@ class Checkpoints:
                 f"checkpoint {step} in {self.directory} belongs to another run: its fingerprint "
                 f"{_short(stored_fingerprint)} is not this run's {_short(self.fingerprint)} "
                 "(settings, space or seed differ); move it away or use another run_dir")
+        if callable(template):  # a template whose shapes the record tells (buffers that grow)
+            template = template(record)
         abstract = jax.tree.map(
             lambda leaf: jax.ShapeDtypeStruct(np.shape(leaf), np.asarray(leaf).dtype),
             _keys_to_data(template),

@@ -5,14 +5,15 @@ time. After each interval every slot is evaluated and the scheduler decides:
 
 - ``"asha"``, ``"hyperband"``, ``"median"``: a trial that reaches a rung is judged
   against the trials that reached it before (the asynchronous rules of
-  :mod:`jhpo.schedulers`, with resources counted in intervals). A stopped, finished or
+  :mod:`jhpo.schedulers`, with resources counted in steps). A stopped, finished or
   failed trial frees its slot, and the slot is refilled at once with a new configuration
   from the searcher, so the device stays busy while the run lasts.
 - ``"asha"`` with ``scheduler_options={"form": "promotion"}``: ASHA's promotion form. A
   trial trains to its next rung and pauses there (its member state kept on the host, and
-  with ``run_dir`` in ``run_dir/paused/``); a freed slot resumes the paused trial that
-  :func:`jhpo.schedulers.promote` picks, or else starts a new configuration. When nothing
-  is left to run or promote, trials still paused are recorded as stopped at their rung.
+  saved with the checkpoints); a freed slot resumes the paused trial that
+  :func:`jhpo.schedulers.promotion.promote_next` picks, or else starts a new
+  configuration. When nothing is left to run or promote, trials still paused are recorded
+  as stopped at their rung.
 - ``"pbt"``: members in the bottom quantile copy the state of a top member (an array
   gather inside the compiled program) and explore its hyperparameters. Every copy ends
   the member's current trial and starts a new one whose ``parent_id`` is the donor's
@@ -28,7 +29,7 @@ left empty at the end of a run are frozen and masked rather than moved to a smal
 bucket: it keeps the one shape, at the price of idle arithmetic in the last intervals.
 
 With ``run_dir``, the whole population (parameters, optimizer states, hyperparameters,
-keys, step counts, scheduler state) is checkpointed with orbax after every interval (or
+keys, step counts, scheduler state, paused trials) is checkpointed with orbax after every interval (or
 every ``scheduler_options["checkpoint_every"]`` intervals, for short intervals). A
 resumed run restarts from the newest checkpoint; trials recorded after it are produced
 again identically (on the same devices and seed) and are not written twice, and the
@@ -41,7 +42,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -59,13 +59,12 @@ from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.records import COMPLETED, FAILED, STOPPED, AskRecord, Result, RunDirectory, Trial
 from jhpo.runs.shell import POPULATION_IDENTITY_KEYS, make_trial, run_fingerprint
 from jhpo.schedulers.driver import SchedulerDriver
-from jhpo.schedulers import Scheduler
+from jhpo.schedulers import Scheduler, init_state, promotion
 from jhpo.searchers.base import capacity_for
 from jhpo.space import Space
 
 SCHEDULERS = ("asha", "hyperband", "median", "pbt")
 CHECKPOINT_DIR = "checkpoints"
-PAUSED_DIR = "paused"
 FORMS = ("stopping", "promotion")
 
 
@@ -99,101 +98,14 @@ def _hp_columns(task: pop.Task, space: Space, rows: np.ndarray) -> dict[str, np.
 
 
 class Paused(NamedTuple):
-    """A trial waiting at a rung: its member state on the host and what it reported."""
+    """A trial waiting at a rung to be promoted: its member state on the host and what it
+    reported there."""
 
     state: Any
     row: np.ndarray
     steps: int
     started_at: float
     metrics: dict[str, float]
-
-
-class Promotions:
-    """ASHA's promotion form: the values every trial recorded at each rung, which
-    (trial, rung) pairs were promoted, the rung each running trial trains to, and the
-    paused trials. ``levels`` count intervals; values are signed to be minimised."""
-
-    def __init__(self, levels: tuple[float, ...], eta: float, num_objectives: int,
-                 directory: Path | None):
-        self.levels, self.eta, self.directory = levels, eta, directory
-        self.values = np.full((capacity_for(1), len(levels), num_objectives), np.nan, np.float32)
-        self.promoted = np.zeros((capacity_for(1), len(levels)), bool)
-        self.target: dict[int, int] = {}
-        self.paused: dict[int, Paused] = {}
-
-    def admit(self, trial_id: int) -> None:
-        """A new trial: it trains to the first rung."""
-        capacity = capacity_for(trial_id + 1)
-        extra = capacity - self.values.shape[0]
-        if extra > 0:  # powers of two, so ``promote`` compiles once per capacity
-            self.values = np.pad(self.values, ((0, extra), (0, 0), (0, 0)), constant_values=np.nan)
-            self.promoted = np.pad(self.promoted, ((0, extra), (0, 0)))
-        self.target[trial_id] = 0
-
-    def reached(self, trial_id: int, units: int) -> bool:
-        return units >= self.levels[self.target[trial_id]]
-
-    def record(self, trial_id: int, values: np.ndarray) -> bool:
-        """Record the trial's values at the rung it reached; returns whether that is the
-        last rung (the trial is complete)."""
-        rung = self.target.pop(trial_id)
-        self.values[trial_id, rung] = values
-        return rung == len(self.levels) - 1
-
-    def pause(self, trial_id: int, paused: Paused) -> None:
-        self.paused[trial_id] = paused
-        if self.directory is not None:
-            _save_state(self.directory / _paused_name(trial_id, paused.steps), paused.state)
-
-    def promote(self) -> tuple[int, Paused] | None:
-        """The paused trial ASHA promotes next, now heading for the rung above, or None."""
-        found, trial, rung = (int(x) for x in schedulers_module.promote(
-            jnp.asarray(self.values), jnp.asarray(self.promoted), self.eta))
-        if not found:
-            return None
-        self.promoted[trial, rung] = True
-        self.target[trial] = rung + 1
-        return trial, self.paused.pop(trial)
-
-    def describe(self) -> dict:
-        """The JSON part of a checkpoint (paused states are in their own files)."""
-        return {"values": np.where(np.isnan(self.values), None, self.values).tolist(),
-                "promoted": self.promoted.tolist(),
-                "target": {str(k): v for k, v in self.target.items()},
-                "paused": {str(k): {"row": p.row.tolist(), "steps": p.steps,
-                                    "started_at": p.started_at, "metrics": p.metrics}
-                           for k, p in self.paused.items()}}
-
-    def load(self, record: dict, template) -> None:
-        """Back to a checkpoint's ``describe()``; ``template`` is one member's state."""
-        self.values = np.asarray(record["values"], np.float32)  # None becomes NaN
-        self.promoted = np.asarray(record["promoted"], bool)
-        self.target = {int(k): v for k, v in record["target"].items()}
-        self.paused = {int(k): Paused(_load_state(self.directory / _paused_name(int(k), p["steps"]),
-                                                  template),
-                                      np.asarray(p["row"], np.float32), p["steps"], p["started_at"],
-                                      p["metrics"])
-                       for k, p in record["paused"].items()}
-
-
-def _paused_name(trial_id: int, steps: int) -> str:
-    # a trial pauses once per rung, and replaying from a checkpoint pauses it with the
-    # same state, so the name never has to hold two different states
-    return f"trial-{trial_id}-step-{steps}.npz"
-
-
-def _save_state(path: Path, state) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    with open(temporary, "wb") as f:
-        np.savez(f, *jax.tree.leaves(state))
-    temporary.replace(path)
-
-
-def _load_state(path: Path, template):
-    with np.load(path) as stored:
-        leaves = [stored[f"arr_{i}"] for i in range(len(stored.files))]
-    return jax.tree.unflatten(jax.tree.structure(template), leaves)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -212,10 +124,10 @@ class _Run:
         self.recorded_ids = {t.trial_id for t in result.trials}
         self.slots = Slots.empty(programs.size, space.dim)
         self.scheduling = self.promotions = None
+        self.paused: dict[int, Paused] = {}
         if schedule.form == "promotion":
-            self.promotions = Promotions(schedule.scheduler.levels, schedule.eta,
-                                         len(goal.metrics),
-                                         None if directory is None else directory.path / PAUSED_DIR)
+            self.promotions = promotion.init_promotions(len(schedule.scheduler.levels),
+                                                        len(goal.metrics))
         elif schedule.scheduler is not None:
             self.scheduling = SchedulerDriver(schedule.scheduler, seed, len(goal.metrics))
         self.max_member_steps = max_member_steps
@@ -267,7 +179,7 @@ class _Run:
         if self.scheduling is not None:
             self.scheduling.start(trial_id)
         if self.promotions is not None:
-            self.promotions.admit(trial_id)
+            self.promotions = promotion.admit(self.promotions, trial_id)
 
     def _resume_promoted(self, free: np.ndarray) -> np.ndarray:
         """Put promoted paused trials back in free slots, as they stood when they paused
@@ -275,10 +187,10 @@ class _Run:
         Returns the slots still free."""
         loaded = {}
         for slot in free:
-            promoted = self.promotions.promote()
-            if promoted is None:
+            self.promotions, trial_id = promotion.promote_next(self.promotions, self.schedule.eta)
+            if trial_id is None:
                 break
-            trial_id, paused = promoted
+            paused = self.paused.pop(trial_id)
             self.slots.trial[slot], self.slots.rows[slot] = trial_id, paused.row
             self.slots.parent[slot], self.slots.start_step[slot] = -1, 0
             self.slots.steps[slot], self.slots.started_at[slot] = paused.steps, paused.started_at
@@ -376,26 +288,28 @@ class _Run:
         pausing = []
         for slot in np.flatnonzero(self.slots.trial >= 0):
             trial_id, steps = int(self.slots.trial[slot]), int(self.slots.steps[slot])
+            levels = self.schedule.scheduler.levels
             if not alive[slot] or not np.isfinite(objectives[slot]).all():
-                self.promotions.target.pop(trial_id)
+                self.promotions = promotion.drop(self.promotions, trial_id)
                 self._finish(slot, metrics, FAILED, "training diverged: non-finite loss or parameters")
-            elif self.promotions.reached(trial_id, steps):
-                if self.promotions.record(trial_id, objectives[slot]):
+            elif steps >= levels[promotion.target_rung(self.promotions, trial_id)]:
+                self.promotions, rung = promotion.record(self.promotions, trial_id, objectives[slot])
+                if rung == len(levels) - 1:
                     self._finish(slot, metrics, COMPLETED, None)
                 else:
                     pausing.append(slot)
         if pausing:
             states = jax.device_get(self.carry[0])
             for slot in pausing:
-                self.promotions.pause(int(self.slots.trial[slot]), Paused(
+                self.paused[int(self.slots.trial[slot])] = Paused(
                     jax.tree.map(lambda leaf: np.array(leaf[slot]), states),
                     self.slots.rows[slot].copy(), int(self.slots.steps[slot]),
-                    float(self.slots.started_at[slot]), {k: float(v[slot]) for k, v in metrics.items()}))
+                    float(self.slots.started_at[slot]), {k: float(v[slot]) for k, v in metrics.items()})
                 self.slots.trial[slot] = -1
         self.refill()
         if not self.running:
-            for trial_id in sorted(self.promotions.paused):
-                paused = self.promotions.paused.pop(trial_id)
+            for trial_id in sorted(self.paused):
+                paused = self.paused.pop(trial_id)
                 self._record(trial_id, paused.row, paused.metrics, STOPPED,
                              f"not promoted past step {paused.steps} by asha", paused.started_at,
                              paused.steps, -1, 0)
@@ -461,11 +375,39 @@ class _Run:
 
     # --- checkpoints
 
-    def _tree(self):
+    def _tree(self, paused_capacity: int | None = None):
+        """Everything a checkpoint holds in arrays; the paused trials' states stacked in
+        a buffer of ``paused_capacity`` (default: enough for those paused now)."""
         tree = {"carry": self.carry, "hp": self.hp, "keys": self.keys, "slots": self.slots._asdict()}
         if self.scheduling is not None:
             tree["scheduler"] = self.scheduling.state._asdict()
+        if self.promotions is not None:
+            tree["promotions"] = self.promotions._asdict()
+            tree["paused"] = self._paused_buffer(paused_capacity)
         return tree
+
+    def _paused_buffer(self, capacity: int | None) -> dict:
+        """The paused trials in fixed-shape arrays, ids first (-1 pads)."""
+        ids = sorted(self.paused)
+        capacity = capacity_for(len(ids)) if capacity is None else capacity
+        member = jax.tree.map(lambda leaf: np.zeros(leaf.shape[1:], leaf.dtype), self.carry[0])
+        states = [self.paused[i].state for i in ids] + [member] * (capacity - len(ids))
+        return {"trial": np.array(ids + [-1] * (capacity - len(ids)), np.int64),
+                "state": jax.tree.map(lambda *leaves: np.stack(leaves), *states),
+                "row": np.stack([self.paused[i].row for i in ids]
+                                + [np.zeros(self.space.dim, np.float32)] * (capacity - len(ids))),
+                "steps": np.array([self.paused[i].steps for i in ids] + [0] * (capacity - len(ids))),
+                "started_at": np.array([self.paused[i].started_at for i in ids]
+                                       + [0.0] * (capacity - len(ids)))}
+
+    def _load_paused(self, buffer: dict, metrics: dict) -> None:
+        self.paused = {}
+        for index, trial_id in enumerate(np.asarray(buffer["trial"]).tolist()):
+            if trial_id >= 0:
+                self.paused[trial_id] = Paused(
+                    jax.tree.map(lambda leaf, index=index: np.asarray(leaf[index]), buffer["state"]),
+                    np.asarray(buffer["row"][index], np.float32), int(buffer["steps"][index]),
+                    float(buffer["started_at"][index]), metrics[str(trial_id)])
 
     def save(self) -> None:
         if self.checkpoints is None:
@@ -476,8 +418,12 @@ class _Run:
                   "num_reports": self.num_reports,
                   "next_level": {} if self.scheduling is None else
                   {str(k): v for k, v in self.scheduling.next_level.items()}}
+        if self.scheduling is not None:
+            record["scheduler_capacity"] = int(self.scheduling.state.values.shape[0])
         if self.promotions is not None:
-            record["promotions"] = self.promotions.describe()
+            record["paused_metrics"] = {str(k): p.metrics for k, p in self.paused.items()}
+            record["paused_capacity"] = capacity_for(len(self.paused))
+            record["promotion_capacity"] = int(self.promotions.target.shape[0])
         self.checkpoints.save(self.boundary, self._tree(), record)
 
     def restore(self, stored_trials: list[Trial]) -> bool:
@@ -485,7 +431,7 @@ class _Run:
         if self.checkpoints is None or self.checkpoints.latest_step() is None:
             return False
         self._load_fresh(np.zeros(0, int))  # arrays of the right shapes to restore into
-        tree, record = self.checkpoints.restore(self._tree())
+        tree, record = self.checkpoints.restore(self._template)
         self.slots = Slots(**{k: np.asarray(v) for k, v in tree["slots"].items()})
         self.carry = self.programs.put(tree["carry"])
         self.hp, self.keys = self.programs.put(tree["hp"]), self.programs.put(tree["keys"])
@@ -497,11 +443,27 @@ class _Run:
         self.num_reports = record["num_reports"]
         self.directory.keep_reports(lambda index, report: index < self.num_reports)
         if self.promotions is not None:
-            member = jax.tree.map(lambda leaf: np.zeros(leaf.shape[1:], leaf.dtype), self.carry[0])
-            self.promotions.load(record["promotions"], member)
+            self.promotions = promotion.PromotionState(
+                **{k: jnp.asarray(v) for k, v in tree["promotions"].items()})
+            self._load_paused(tree["paused"], record["paused_metrics"])
         self.next_trial_id = record["next_trial_id"]
         self._rebuild_searcher(stored_trials[: record["num_recorded"]], record["num_asked"])
         return True
+
+    def _template(self, record: dict):
+        """The shapes of the arrays a checkpoint with ``record`` holds."""
+        tree = self._tree(record.get("paused_capacity"))
+        if self.scheduling is not None:
+            values = self.scheduling.state.values
+            tree["scheduler"] = init_state(values.shape[1], record["scheduler_capacity"],
+                                           values.shape[2])._asdict()
+        if self.promotions is not None:
+            capacity = record["promotion_capacity"]
+            tree["promotions"] = promotion.PromotionState(
+                values=np.zeros((capacity,) + self.promotions.values.shape[1:], np.float32),
+                promoted=np.zeros((capacity,) + self.promotions.promoted.shape[1:], bool),
+                target=np.zeros(capacity, np.int32))._asdict()
+        return tree
 
     def _rebuild_searcher(self, told: list[Trial], num_asked: int) -> None:
         """The searcher as it stood at the checkpoint: the fresh optimizer replays the
