@@ -10,11 +10,14 @@ from jhpo.population.programs import POPULATION_AXIS, PopulationPrograms, trace_
 from jhpo.population.task import (
     HParams,
     Task,
+    TaskError,
     check_hparams,
+    check_task,
     masked_mean,
     member_keys,
     member_seeds,
     stack_hparams,
+    task_config,
     typed_keys,
 )
 from jhpo.population.train import (
@@ -38,7 +41,9 @@ __all__ = [
     "PopulationPrograms",
     "PopulationResult",
     "Task",
+    "TaskError",
     "check_hparams",
+    "check_task",
     "default_chunk_size",
     "masked_mean",
     "member_keys",
@@ -46,6 +51,7 @@ __all__ = [
     "next_power_of_two",
     "stack_hparams",
     "steps_per_block",
+    "task_config",
     "trace_settings",
     "train",
     "train_configs",

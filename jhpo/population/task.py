@@ -7,12 +7,15 @@ one row per member) and derives each member's PRNG key, once for every caller.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jhpo.space import Choice, Ordinal, Space
 
 Array = jax.Array
 HParams = dict[str, Array]
@@ -51,6 +54,22 @@ class Task(NamedTuple):
     defaults: Mapping[str, float | int]
     metric: str = "val_error"
     name: str = "task"
+
+
+def task_config(space: Space, config: Mapping[str, Any]) -> dict[str, Any]:
+    """A configuration as a task reads it: flat dotted names (``{"optim": {"lr": x}}`` is
+    ``optim.lr``), and a ``choice`` or ``ordinal`` of values that are not all numbers
+    (strings, booleans, None) as the index of its value, since compiled code takes
+    numbers only. Numeric choices (``choice([16, 32, 64])``) keep their values."""
+    flat = space.flat_config(config)
+    return {name: space.index_of(name, value) if _by_index(space.domains.get(name)) else value
+            for name, value in flat.items()}
+
+
+def _by_index(domain) -> bool:
+    if not isinstance(domain, (Choice, Ordinal)):
+        return False
+    return not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in domain.values)
 
 
 def stack_hparams(task: Task, configs: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
@@ -138,3 +157,79 @@ def masked_mean(values: Array, mask: Array) -> Array:
     """Mean of ``values`` over the examples where ``mask`` is set (a member's real batch)."""
     weights = mask.astype(values.dtype)
     return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1)
+
+
+class TaskError(ValueError):
+    """A task's functions do not return what ``Task`` promises."""
+
+
+# The batch size of the one-member trace that checks a task.
+_CHECK_BATCH = 4
+
+
+def check_task(task: Task) -> list[str]:
+    """Trace one member of ``task`` (shapes only, no arithmetic) and raise one
+    ``TaskError`` naming the function, what it returned and what was expected, instead of
+    a long traceback from inside a compiled population. Returns evaluate's metric names."""
+    if "batch_size" not in task.defaults:
+        raise TaskError(f"task {task.name!r}: defaults must give 'batch_size'; it gives "
+                        f"{sorted(task.defaults)}")
+    hp = {name: column[0] for name, column in stack_hparams(task, [{}]).items()}
+    key = jax.random.key(0)
+    state = _traced(task, "init", lambda: jax.eval_shape(task.init, key, hp))
+    batch = _traced(task, "draw_batch",
+                    lambda: jax.eval_shape(lambda d, k: task.draw_batch(d, k, _CHECK_BATCH),
+                                           task.data, key))
+    wrong = {name: leaf.shape for name, leaf in _items(batch) if leaf.shape[:1] != (_CHECK_BATCH,)}
+    if not isinstance(batch, Mapping) or wrong:
+        raise TaskError(f"task {task.name!r}: draw_batch(data, key, size={_CHECK_BATCH}) must return "
+                        f"a dict of arrays with leading axis {_CHECK_BATCH}; got "
+                        f"{wrong or type(batch).__name__}")
+    batch = {**batch, "mask": jax.ShapeDtypeStruct((_CHECK_BATCH,), bool)}
+    stepped = _traced(task, "train_step", lambda: jax.eval_shape(task.train_step, state, hp, batch, key))
+    if not (isinstance(stepped, tuple) and len(stepped) == 2 and isinstance(stepped[1], Mapping)):
+        raise TaskError(f"task {task.name!r}: train_step must return (state, metrics), metrics a "
+                        f"dict; got {_summary(stepped)}")
+    new_state, step_metrics = stepped
+    loss = step_metrics.get("loss")
+    if loss is None or loss.shape != ():
+        raise TaskError(f"task {task.name!r}: train_step's metrics need a scalar 'loss'; got "
+                        f"{_summary(dict(step_metrics))}")
+    if jax.tree.structure(new_state) != jax.tree.structure(state) or any(
+            (a.shape, a.dtype) != (b.shape, b.dtype)
+            for a, b in zip(jax.tree.leaves(new_state), jax.tree.leaves(state))):
+        raise TaskError(f"task {task.name!r}: train_step must return a state shaped as init's; "
+                        f"init gave {_summary(state)}, train_step {_summary(new_state)}")
+    metrics = _traced(task, "evaluate", lambda: jax.eval_shape(task.evaluate, state, hp, task.data))
+    not_scalar = {k: v.shape for k, v in _items(metrics) if v.shape != ()}
+    if not isinstance(metrics, Mapping) or not_scalar:
+        raise TaskError(f"task {task.name!r}: evaluate must return a dict of scalars; got "
+                        f"{not_scalar or type(metrics).__name__}")
+    if task.metric not in metrics:
+        raise TaskError(f"task {task.name!r}: evaluate's metrics {sorted(metrics)} lack the task's "
+                        f"metric {task.metric!r}")
+    return sorted(metrics)
+
+
+def _traced(task: Task, function: str, trace: Callable[[], Any]):
+    try:
+        return trace()
+    except KeyError as error:
+        raise TaskError(f"task {task.name!r}: {function} read {error}, which is missing (a "
+                        f"hyperparameter must be in defaults {sorted(task.defaults)}; a batch has "
+                        "draw_batch's keys and 'mask')") from None
+    except Exception as error:  # noqa: BLE001 - one message instead of a trace from inside jit
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise TaskError(f"task {task.name!r}: {function} failed when traced for one member: "
+                        f"{type(error).__name__}: {first}") from None
+
+
+def _items(tree) -> list[tuple[str, Any]]:
+    return list(tree.items()) if isinstance(tree, Mapping) else []
+
+
+def _summary(tree) -> str:
+    """A short text of a traced pytree: its structure with shapes for leaves."""
+    text = str(jax.tree.map(lambda leaf: f"{getattr(leaf, 'dtype', '?')}{list(getattr(leaf, 'shape', []))}",
+                            tree))
+    return text if len(text) <= 200 else text[:197] + "..."

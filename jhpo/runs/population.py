@@ -68,11 +68,9 @@ TRAIN_LOSS = "train_loss"
 
 
 def task_metric_names(task: pop.Task) -> list[str]:
-    """The metrics a trial of ``task`` records: evaluate's (found by tracing, not
-    running, init and evaluate at the default hyperparameters) and the training loss."""
-    hp = {name: column[0] for name, column in pop.stack_hparams(task, [{}]).items()}
-    shapes = jax.eval_shape(lambda key: task.evaluate(task.init(key, hp), hp, task.data), jax.random.key(0))
-    return sorted([*shapes, TRAIN_LOSS])
+    """The metrics a trial of ``task`` records: evaluate's (found by tracing one member,
+    which checks the task, see ``jhpo.population.check_task``) and the training loss."""
+    return sorted([*pop.check_task(task), TRAIN_LOSS])
 
 
 def _check_goal_metrics(task: pop.Task, goal: Goal) -> None:
@@ -176,6 +174,7 @@ def tune_population(
     _check_goal_metrics(task, goal)
     goal = goal._replace(fidelity=scheduled_fidelity(schedule, steps, searcher, searcher_options))
     optimizer = Optimizer(space, searcher, goal=goal, seed=seed, searcher_options=searcher_options)
+    optimizer.space.require_float32("population training")
     if max_batch_size is None:
         max_batch_size = largest_batch_size(optimizer.space)
     meta = run_meta(
@@ -243,7 +242,7 @@ def train_populations(task: pop.Task, optimizer: Optimizer, directory, meta: dic
             start = time.time()
             outcome = pop.train_configs(
                 task,
-                configs,
+                [pop.task_config(optimizer.space, config) for config in configs],
                 pop.member_keys(seed, trial_ids),
                 steps,
                 block_steps=block_steps,

@@ -91,7 +91,7 @@ class Slots(NamedTuple):
 
 
 def _hp_columns(task: pop.Task, space: Space, rows: np.ndarray) -> dict[str, np.ndarray]:
-    return pop.stack_hparams(task, space.to_configs(rows))
+    return pop.stack_hparams(task, [pop.task_config(space, c) for c in space.to_configs(rows)])
 
 
 # ----------------------------------------------------------------------------- promotions

@@ -205,6 +205,10 @@ class Space:
 
     # ------------------------------------------------------------------ the Python shell
 
+    def flat_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """A (possibly nested) configuration's values under dotted names."""
+        return flatten_config(config, self._leaves, self._groups)
+
     def index_of(self, name: str, value) -> int:
         """Index of ``value`` among the values of choice or ordinal ``name``."""
         if not isinstance(self.domains.get(name), (Choice, Ordinal)):
