@@ -25,7 +25,9 @@ class Task(NamedTuple):
     """One member's training, as pure functions (all traced under vmap and jit).
 
     init(key, hp) -> state
-        A fresh member for the hyperparameters ``hp`` (a dict of scalars).
+        A fresh member for the hyperparameters ``hp``: a dict of scalars by (dotted)
+        name, int32 where the default is an int, else float32; a ``choice`` of values
+        that are not all numbers (strings, booleans) arrives as the index of its value.
     train_step(state, hp, batch, key) -> (state, metrics)
         One step; ``metrics`` has a scalar "loss". ``batch`` is what ``draw_batch``
         returned plus "mask", a bool vector marking the member's ``batch_size`` real
