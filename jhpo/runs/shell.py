@@ -24,6 +24,10 @@ from jhpo.schedulers.driver import SchedulerDriver
 from jhpo.searchers.base import Searcher
 from jhpo.space import Space
 
+# Searchers keep the values they are told in float32: a larger magnitude would become
+# infinite there, which reads as a failed trial, so such a trial is recorded failed, saying why.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 # The meta fields that must match for a resume: another space or seed would mix two runs.
 IDENTITY_KEYS = ("space", "searcher", "searcher_options", "scheduler", "scheduler_options",
                  "metric", "mode", "constraints", "seed")
@@ -88,9 +92,17 @@ def make_trial(goal: Goal, *, trial_id: int, row, config: Mapping, seed: int, st
         bad = [name for name, v in zip(list(goal.metrics) + list(goal.constraints),
                                        objective_values + constraint_values)
                if not math.isfinite(v)]
+        huge = [name for name, v in zip(list(goal.metrics) + list(goal.constraints),
+                                        objective_values + constraint_values)
+                if math.isfinite(v) and abs(v) > FLOAT32_MAX]
         if bad:
             status, error = FAILED, (f"non-finite value of {', '.join(str(n) for n in bad)} "
                                      f"({objective_values + constraint_values})")
+        elif huge:
+            status, error = FAILED, (
+                f"value of {', '.join(str(n) for n in huge)} ({objective_values + constraint_values}) "
+                f"is beyond what searchers hold (float32: magnitudes below {FLOAT32_MAX:.3g}); "
+                "rescale the metric")
         else:
             values, feasible = objective_values, goal.feasibility(constraint_values)
     return Trial(trial_id=trial_id, config=dict(config), metrics=clean_metrics(dict(metrics)),

@@ -255,3 +255,12 @@ def test_a_run_with_failures_ends_with_one_line_counting_them_by_error(caplog):
                       "ValueError: bad": sum(t.config["k"] == 2 for t in result.trials)}
     [line] = [r.getMessage() for r in caplog.records if "trials failed" in r.getMessage()]
     assert line.startswith(f"{len(result.failed)} of 16 trials failed")
+
+
+def test_a_value_beyond_float32_is_a_failed_trial_that_says_why():
+    result = jhpo.tune(lambda c: 1e300 if c["k"] == 0 else 1e30, SPACE, num_trials=10, seed=0,
+                       progress=False)
+    huge = [t for t in result.trials if t.config["k"] == 0]
+    assert huge and all(t.status == "failed" and "beyond what searchers hold" in t.error
+                        for t in huge)
+    assert result.best.value == 1e30  # large but representable: a real result
