@@ -4,6 +4,7 @@ the run that was never interrupted, whatever the records went through."""
 import json
 import math
 import os
+import time
 import warnings
 
 import jax
@@ -13,6 +14,7 @@ import pytest
 import jhpo
 from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.records import RunDirectory, load_run
+from tests.killing import kill_after_records
 from tests.runs.test_blackbox import SPACE, bowl
 
 BO_OPTIONS = {"num_initial": 3, "num_screen": 128, "num_starts": 2, "ascent_steps": 5,
@@ -170,3 +172,46 @@ def test_opening_a_finished_run_writes_nothing(tmp_path, monkeypatch):
     assert len(result.trials) == 3
     after = {p.name: (p.read_bytes(), os.stat(p).st_mtime_ns) for p in tmp_path.iterdir()}
     assert after == before
+
+
+KILLED_BO_RUN = """
+import sys, time
+import jhpo
+from tests.runs.test_resume import BO_OPTIONS, slow_two_objectives
+
+from tests.runs.test_blackbox import SPACE
+
+jhpo.tune(slow_two_objectives, SPACE,
+          searcher="bo", metric=["a", "b"], mode=["min", "min"], searcher_options=BO_OPTIONS,
+          num_trials=int(sys.argv[2]), seed=5, run_dir=sys.argv[1], progress=False)
+"""
+
+
+def slow_two_objectives(config):
+    time.sleep(0.1)
+    return two_objectives(config)
+
+
+def test_a_bo_run_killed_at_ten_moments_ends_as_the_uninterrupted_run(tmp_path):
+    """SIGKILL at ten points (just after a record, and 0.03 to 0.12 s into the next trial's
+    ask or evaluation), resuming each time: every trial once, the uninterrupted configs."""
+    total = 12
+    uninterrupted = run("bo_two_objectives", total)
+    run_dir = tmp_path / "killed"
+    trials_file = run_dir / "trials.jsonl"
+    env = {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "xla_cache"),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    kills = 0
+    for count, delay in zip(range(1, 11), [0.0, 0.03, 0.06, 0.09, 0.12] * 2):
+        before = len(trials_file.read_text().splitlines()) if trials_file.exists() else 0
+        kill_after_records(KILLED_BO_RUN, [str(run_dir), str(total)], trials_file,
+                           max(count, before + 1), 120, delay_s=delay, env=env)
+        kills += 1
+    records = [json.loads(line) for line in trials_file.read_text().splitlines()]
+    assert kills == 10 and len(records) < total  # the campaign ended before the run did
+    resumed = jhpo.tune(two_objectives, SPACE, searcher="bo", metric=["a", "b"],
+                        mode=["min", "min"], searcher_options=BO_OPTIONS, num_trials=total,
+                        seed=5, run_dir=run_dir, progress=False)
+    assert sorted(t.trial_id for t in resumed.trials) == list(range(total))
+    by_id = {t.trial_id: t.config for t in resumed.trials}
+    assert [by_id[i] for i in range(total)] == [t.config for t in uninterrupted.trials]
