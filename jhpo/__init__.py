@@ -1,6 +1,6 @@
 """jhpo: hyperparameter optimization in JAX."""
 
-from jhpo import pareto, problems, schedulers, searchers, tasks
+from jhpo import callbacks, pareto, problems, schedulers, searchers, tasks
 from jhpo.analysis import load_experiment
 from jhpo.crossval import kfold
 from jhpo.experiment import Method, run_experiment
@@ -32,6 +32,7 @@ __all__ = [
     "Task",
     "Trial",
     "__version__",
+    "callbacks",
     "choice",
     "kfold",
     "load_experiment",

@@ -24,13 +24,13 @@ import jax
 import numpy as np
 
 from jhpo import population as pop
+from jhpo.callbacks import Callbacks
 from jhpo.goal import Goal
-from jhpo.runs.scheduled import Schedule, run_scheduled, schedule_for
-from jhpo.schedulers import Scheduler
 from jhpo.progress import progress_bar
+from jhpo.runs.blackbox import log_failures
 from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.records import COMPLETED, FAILED, AskRecord, Result, Trial
-from jhpo.runs.blackbox import log_failures
+from jhpo.runs.scheduled import Schedule, run_scheduled, schedule_for
 from jhpo.runs.shell import (
     POPULATION_IDENTITY_KEYS,
     fidelity_range,
@@ -38,7 +38,9 @@ from jhpo.runs.shell import (
     opened_run,
     resume,
     run_meta,
+    stopped_by_interrupt,
 )
+from jhpo.schedulers import Scheduler
 from jhpo.searchers import Searcher
 from jhpo.space import Choice, Int, Ordinal, Space
 
@@ -133,6 +135,7 @@ def tune_population(
     scheduler: str | Scheduler | None = None,
     scheduler_options: Mapping[str, Any] | None = None,
     max_member_steps: int | None = None,
+    callbacks: Sequence[Any] | None = None,
 ) -> Result:
     """Optimise ``task``'s metric(s) over ``space``, ``population_size`` trials at a time.
 
@@ -162,6 +165,11 @@ def tune_population(
     ``num_trials``; its copies are recorded as new trials with a ``parent_id``. With a
     scheduler, ``max_member_steps`` caps the compute: no trial starts once that many
     member-steps were trained.
+
+    ``callbacks`` are objects with some of ``on_trial_start``, ``on_report``,
+    ``on_trial_end`` and ``on_run_end`` (see :mod:`jhpo.callbacks`). Ctrl-C stops the run
+    cleanly: the trials recorded so far are returned (``result.interrupted`` is set) with
+    one warning saying how to resume.
     """
     population_size = _positive_int("population_size", population_size)
     num_trials = _positive_int("num_trials", num_trials)
@@ -191,32 +199,38 @@ def tune_population(
     )
     train_options = dict(max_batch_size=max_batch_size, batch_strategy=batch_strategy,
                          chunk_size=chunk_size, devices=devices, pad_to=population_size)
+    callbacks = Callbacks(callbacks)
     with opened_run(run_dir, meta, POPULATION_IDENTITY_KEYS) as (directory, meta):
-        if schedule is not None:
-            stored = [] if directory is None else directory.read_trials()
-            result, _ = run_scheduled(
-                task, optimizer.space, optimizer, goal, schedule=schedule,
-                population_size=population_size,
-                num_trials=num_trials, steps=steps, seed=seed,
-                max_batch_size=max_batch_size or pop.next_power_of_two(int(task.defaults["batch_size"])),
-                devices=devices, directory=directory, result=Result.from_meta(stored, meta),
-                progress=progress, max_member_steps=max_member_steps)
-        else:
-            result = train_populations(task, optimizer, directory, meta, seed=seed, steps=steps,
-                                       population_size=population_size, num_trials=num_trials,
-                                       progress=progress, train_options=train_options)
+        stored = [] if directory is None else directory.read_trials()
+        result = Result.from_meta(stored, meta)
+        with stopped_by_interrupt(result, directory):
+            if schedule is not None:
+                run_scheduled(
+                    task, optimizer.space, optimizer, goal, schedule=schedule,
+                    population_size=population_size, num_trials=num_trials, steps=steps,
+                    seed=seed, max_batch_size=max_batch_size or pop.next_power_of_two(
+                        int(task.defaults["batch_size"])),
+                    devices=devices, directory=directory, result=result, progress=progress,
+                    max_member_steps=max_member_steps, callbacks=callbacks)
+            else:
+                train_populations(task, optimizer, directory, result, seed=seed, steps=steps,
+                                  population_size=population_size, num_trials=num_trials,
+                                  progress=progress, train_options=train_options,
+                                  callbacks=callbacks)
     log_failures(result)
+    callbacks.run_end(result)
     return result
 
 
-def train_populations(task: pop.Task, optimizer: Optimizer, directory, meta: dict, *, seed: int,
-                      steps: int, population_size: int, num_trials: int, progress: bool,
-                      train_options: dict) -> Result:
+def train_populations(task: pop.Task, optimizer: Optimizer, directory, result: Result, *,
+                      seed: int, steps: int, population_size: int, num_trials: int,
+                      progress: bool, train_options: dict, callbacks: Callbacks) -> None:
     """The loop without a scheduler: a population asked, trained, told and recorded at a
-    time, after the members a kill interrupted (trained again under their ids)."""
+    time, after the members a kill interrupted (trained again under their ids). Trials
+    are appended to ``result`` as they are recorded."""
     goal = optimizer.goal
     resumed = resume(optimizer, directory)
-    result = Result.from_meta(resumed.trials, meta)
+    result.trials[:] = resumed.trials
     in_flight, next_trial_id = list(resumed.in_flight), resumed.next_trial_id
     block_steps = pop.steps_per_block(steps)
 
@@ -235,6 +249,8 @@ def train_populations(task: pop.Task, optimizer: Optimizer, directory, meta: dic
                 if directory is not None:
                     directory.append_ask(AskRecord(trial_ids.tolist(), np.asarray(rows).tolist(), num_told))
             configs = optimizer.space.to_configs(rows)
+            for trial_id, config in zip(trial_ids, configs):
+                callbacks.trial_start(int(trial_id), config)
 
             def show_steps(done, total):
                 bar.set_postfix_str(f"population step {done}/{total}, {result.summary_line()}")
@@ -256,7 +272,7 @@ def train_populations(task: pop.Task, optimizer: Optimizer, directory, meta: dic
                 result.trials.append(trial)
                 if directory is not None:
                     directory.append(trial)
+                callbacks.trial_end(trial)
             bar.update(len(trials))
             bar.set_failures(len(result.failed))
             bar.set_postfix_str(result.summary_line())
-    return result

@@ -313,6 +313,8 @@ class Result:
     mode: str | list[str] = "min"
     meta: dict = dataclasses.field(default_factory=dict)
     constraints: list[str] = dataclasses.field(default_factory=list)
+    # Ctrl-C ended the run before its budget: the trials are those recorded by then.
+    interrupted: bool = False
 
     @classmethod
     def from_meta(cls, trials: list[Trial], meta: dict) -> Result:

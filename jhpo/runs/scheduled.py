@@ -50,6 +50,7 @@ import numpy as np
 
 from jhpo import population as pop
 from jhpo import schedulers as schedulers_module
+from jhpo.callbacks import Callbacks
 from jhpo.checkpoint import Checkpoints
 from jhpo.goal import Goal
 from jhpo.options import check_choice, check_options
@@ -116,11 +117,12 @@ class _Run:
 
     def __init__(self, task, space, optimizer: Optimizer, goal: Goal, programs: PopulationPrograms,
                  schedule: Schedule, seed: int, num_trials: int, steps: int,
-                 directory: RunDirectory | None, result: Result, max_member_steps: int | None):
+                 directory: RunDirectory | None, result: Result, max_member_steps: int | None,
+                 callbacks: Callbacks):
         self.task, self.space, self.optimizer, self.goal = task, space, optimizer, goal
         self.programs, self.schedule, self.scheduler = programs, schedule, schedule.name
         self.seed, self.num_trials, self.steps = seed, num_trials, steps
-        self.directory, self.result = directory, result
+        self.directory, self.result, self.callbacks = directory, result, callbacks
         self.recorded_ids = {t.trial_id for t in result.trials}
         self.slots = Slots.empty(programs.size, space.dim)
         self.scheduling = self.promotions = None
@@ -176,6 +178,8 @@ class _Run:
         self.slots.trial[slot], self.slots.rows[slot] = trial_id, row
         self.slots.parent[slot], self.slots.start_step[slot] = parent, step
         self.slots.steps[slot], self.slots.started_at[slot] = step, time.time()
+        if trial_id not in self.recorded_ids:  # not a trial replayed after a resume
+            self.callbacks.trial_start(int(trial_id), self.space.to_configs(row[None])[0])
         if self.scheduling is not None:
             self.scheduling.start(trial_id)
         if self.promotions is not None:
@@ -253,12 +257,14 @@ class _Run:
 
     def _report(self, metrics, occupied) -> None:
         """Each running trial's metrics at its current step: its learning curve."""
-        if self.directory is None:
-            return
         for slot in np.flatnonzero(occupied):
-            self.directory.append_report(int(self.slots.trial[slot]), float(self.slots.steps[slot]),
-                                         {k: float(v[slot]) for k, v in metrics.items()})
-            self.num_reports += 1
+            trial_id, steps = int(self.slots.trial[slot]), float(self.slots.steps[slot])
+            values = {k: float(v[slot]) for k, v in metrics.items()}
+            if self.directory is not None:
+                self.directory.append_report(trial_id, steps, values)
+                self.num_reports += 1
+            if trial_id not in self.recorded_ids:
+                self.callbacks.report(trial_id, steps, values)
 
     def _objectives(self, metrics) -> np.ndarray:
         """(slots, objectives): the goal's metrics, signed so that smaller is better."""
@@ -365,8 +371,10 @@ class _Run:
             parent_id=None if parent < 0 else parent, start_resource=float(start_step))
         self.optimizer.tell_rows(row[None], [self.optimizer.told_row(trial)])
         self.result.trials.append(trial)
-        if self.directory is not None and trial_id not in self.recorded_ids:
-            self.directory.append(trial)
+        if trial_id not in self.recorded_ids:
+            if self.directory is not None:
+                self.directory.append(trial)
+            self.callbacks.trial_end(trial)
         self.recorded_ids.add(trial_id)
 
     @property
@@ -565,7 +573,7 @@ def run_scheduled(task: pop.Task, space: Space, optimizer: Optimizer, goal: Goal
                   schedule: Schedule, population_size: int, num_trials: int, steps: int,
                   seed: int, max_batch_size: int, devices, directory: RunDirectory | None,
                   result: Result, progress: bool, max_member_steps: int | None = None,
-                  ) -> tuple[Result, PopulationPrograms]:
+                  callbacks: Callbacks | None = None) -> tuple[Result, PopulationPrograms]:
     """The scheduled loop behind ``tune_population(..., scheduler=...)``. With
     ``max_member_steps`` no new trial starts once that many member-steps were trained."""
     if schedule.name == "pbt" and goal.is_multiobjective:
@@ -574,7 +582,7 @@ def run_scheduled(task: pop.Task, space: Space, optimizer: Optimizer, goal: Goal
                          "'hyperband' (non-dominated rank)")
     programs = PopulationPrograms(task, population_size, max_batch_size, schedule.interval, devices)
     run = _Run(task, space, optimizer, goal, programs, schedule, seed, num_trials,
-               steps, directory, result, max_member_steps)
+               steps, directory, result, max_member_steps, callbacks or Callbacks([]))
     stored = list(result.trials)
     if not run.restore(stored):
         if stored:

@@ -8,6 +8,7 @@ a fresh :class:`jhpo.runs.optimizer.Optimizer` (see :meth:`Optimizer.replay`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,7 @@ from jhpo.checkpoint import fingerprint_of
 from jhpo.goal import Goal
 from jhpo.lock import RunLock
 from jhpo.runs.optimizer import Optimizer
-from jhpo.runs.records import COMPLETED, FAILED, RunDirectory, Trial, clean_metrics
+from jhpo.runs.records import COMPLETED, FAILED, Result, RunDirectory, Trial, clean_metrics
 from jhpo.schedulers.driver import SchedulerDriver
 from jhpo.searchers.base import Searcher
 from jhpo.space import Space
@@ -65,6 +66,19 @@ def opened_run(run_dir, meta: dict, identity_keys: Sequence[str]):
         yield directory, meta
     finally:
         lock.release()
+
+
+@contextlib.contextmanager
+def stopped_by_interrupt(result: Result, directory: RunDirectory | None):
+    """Ctrl-C ends the run cleanly: ``result`` keeps the trials recorded so far and is
+    marked ``interrupted``, and one warning says how many and how to resume."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        result.interrupted = True
+        where = (f" in {str(directory.path)!r}; call again with the same run_dir to resume"
+                 if directory is not None else "; without run_dir they cannot be resumed")
+        logging.getLogger("jhpo").warning(f"interrupted: {len(result.trials)} trials recorded{where}")
 
 
 def fidelity_range(searcher, searcher_options: Mapping[str, Any] | None, min_resource: float,

@@ -76,20 +76,24 @@ def test_resume_continues_the_same_run(tmp_path):
     assert len(lines) == 8
 
 
-def test_killed_population_restarts_from_its_configurations(tmp_path, monkeypatch):
+def test_ctrl_c_stops_cleanly_and_the_interrupted_population_restarts(tmp_path, monkeypatch,
+                                                                       caplog):
     uninterrupted = _tune(tmp_path / "whole", num_trials=8)
     real_train = pop.train_configs
     calls = []
 
-    def killed_on_second_population(*args, **kwargs):
+    def interrupted_on_second_population(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(population_run.pop, "train_configs", killed_on_second_population)
-    with pytest.raises(KeyboardInterrupt):
-        _tune(tmp_path / "run", num_trials=8)
+    monkeypatch.setattr(population_run.pop, "train_configs", interrupted_on_second_population)
+    with caplog.at_level("WARNING", logger="jhpo"):
+        partial = _tune(tmp_path / "run", num_trials=8)
+    assert partial.interrupted and len(partial.trials) == 4
+    [line] = [r.getMessage() for r in caplog.records if "interrupted" in r.getMessage()]
+    assert line.startswith("interrupted: 4 trials recorded in") and "same run_dir" in line
     asks = (tmp_path / "run" / "asks.jsonl").read_text().splitlines()
     assert json.loads(asks[-1])["trial_ids"] == [4, 5, 6, 7]
     assert len((tmp_path / "run" / "trials.jsonl").read_text().splitlines()) == 4
