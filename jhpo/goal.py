@@ -138,11 +138,11 @@ class Goal(NamedTuple):
             known.append(self.fidelity_of(resource))
         if values is None:
             objectives = np.full(len(self.metrics) + len(self.constraints), np.nan)
-            return np.concatenate([objectives, known]).astype(np.float32)
+            return np.concatenate([objectives, known]).astype(np.float64)
         objectives = self.signs * np.asarray(values, float)
         constraints = np.asarray(constraint_values if constraint_values is not None
                                  else [np.nan] * len(self.constraints), float)
-        row = np.concatenate([objectives, constraints, known]).astype(np.float32)
+        row = np.concatenate([objectives, constraints, known]).astype(np.float64)
         return np.where(np.isfinite(row), row, np.nan)
 
     def fidelity_of(self, resource: float | None) -> float:

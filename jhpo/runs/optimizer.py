@@ -211,7 +211,7 @@ class Optimizer:
         self.state = self.searcher.tell(self.state, jnp.asarray(rows, jnp.float32), jnp.asarray(values))
         self._num_told += len(told)
         if not self.goal.is_multiobjective:
-            self._keep_best(np.asarray(rows), np.stack(told))
+            self._keep_best(np.asarray(rows), np.stack(told).astype(np.float64))
 
     def _keep_best(self, rows: np.ndarray, told: np.ndarray) -> None:
         """Follow the best told row: objective column 0 signed to be minimised, feasible

@@ -96,14 +96,18 @@ def test_bad_arguments_are_named(kwargs, pattern):
         jhpo.tune(bowl, SPACE, progress=False, **kwargs)
 
 
-def test_optimizer_ask_tell_matches_tune():
-    optimizer = jhpo.Optimizer(SPACE, searcher="quasirandom", seed=2)
+@pytest.mark.parametrize("searcher", ["quasirandom", "random"])
+def test_optimizer_ask_tell_one_at_a_time_matches_tune(searcher):
+    optimizer = jhpo.Optimizer(SPACE, searcher=searcher, seed=2)
     seen = []
-    for _ in range(4):
-        configs = optimizer.ask(2)
-        optimizer.tell(configs, [bowl(c) for c in configs])
-        seen += configs
+    for _ in range(8):
+        [config] = optimizer.ask(1)
+        optimizer.tell([config], [bowl(config)])
+        seen.append(config)
     assert optimizer.state.observed.count == 8 and optimizer.state.pending.count == 0
+    tuned = jhpo.tune(bowl, SPACE, searcher=searcher, num_trials=8, seed=2, progress=False)
+    assert seen == [t.config for t in tuned.trials]
+    assert optimizer.best.value == tuned.best.value and optimizer.best.config == tuned.best.config
     with pytest.raises(ValueError, match="2 configs but 1 values"):
         optimizer.tell(optimizer.ask(2), [1.0])
 

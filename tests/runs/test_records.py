@@ -74,3 +74,16 @@ def test_to_pandas_has_one_row_per_trial():
     frame = Result([make_trial(0, 1.0), make_trial(1, 2.0)]).to_pandas()
     assert isinstance(frame, pd.DataFrame)
     assert list(frame["config/x"]) == [0, 1] and math.isclose(frame["metrics/loss"][1], 2.0)
+
+
+def test_the_pareto_front_holds_only_feasible_trials():
+    def trial(trial_id, values, feasible):
+        return Trial(trial_id=trial_id, config={}, metrics={}, value=values, status="completed",
+                     error=None, start_time=0.0, end_time=1.0, seed=0, feasible=feasible)
+
+    # trial 0 dominates every other one but breaks a constraint
+    trials = [trial(0, [0.0, 0.0], False), trial(1, [1.0, 2.0], True), trial(2, [2.0, 1.0], True),
+              trial(3, [2.0, 3.0], True)]
+    result = Result(trials, ["a", "b"], ["min", "min"], constraints=["margin"])
+    assert [t.trial_id for t in result.pareto_front()] == [1, 2]
+    assert [t.trial_id for t in Result(trials[1:], ["a", "b"], ["min", "min"]).pareto_front()] == [1, 2]
