@@ -14,6 +14,8 @@ _REGISTRY = {
     "random": "jhpo.searchers.random:random",
     "quasirandom": "jhpo.searchers.random:quasirandom",
     "bo": "jhpo.searchers.bo:bo",
+    "tpe": "jhpo.searchers.tpe:tpe",
+    "cmaes": "jhpo.searchers.cmaes:cmaes",
 }
 
 
