@@ -5,8 +5,9 @@ most ``max_good`` rows, the convention of Optuna's default ``gamma(n) = min(ceil
 25)``), and a bad group, the rest; failed trials (NaN) are always bad, and rows still
 pending join the bad group too, so that the rows of one batch, and of batches asked before
 the last ones are told, spread out. Each group becomes a Parzen mixture over unit-cube
-rows: one component per row, weight 1, plus a prior component of weight ``prior_weight``.
-A component is a product over parameters of
+rows: one component per row, plus a prior component of weight ``prior_weight``. Rows weigh
+1, except that beyond the newest 25 of the bad group older ones fade linearly
+(``fading_weights``). A component is a product over parameters of
 
 - for a numeric column (float, int, ordinal) a Gaussian truncated to [0, 1], centred on
   the row, as wide as the larger gap to its neighbours among the group's rows in that
@@ -55,6 +56,8 @@ from jhpo.space import Column, Space
 
 # The narrowest kernel is 1 / min(MAX_BANDWIDTH_DIVISOR, m + 1).
 MAX_BANDWIDTH_DIVISOR = 100.0
+# Members of a group that keep full weight, the newest ones (see fading_weights).
+RECENT_ROWS = 25
 # Width of the prior's Gaussian on a numeric column.
 PRIOR_BANDWIDTH = 1.0
 # Uniform rows tried when every candidate repeats an observed or pending row.
@@ -145,6 +148,19 @@ def good_mask(values: jax.Array, mask: jax.Array, gamma: float, max_good: int) -
     order = jnp.argsort(jnp.where(finite, values, jnp.inf), stable=True)
     rank = jnp.zeros_like(order).at[order].set(jnp.arange(order.shape[0]))
     return finite & (rank < num_good)
+
+
+def fading_weights(members: jax.Array) -> jax.Array:
+    """Component weights for a group, slots in the order told: the newest
+    ``RECENT_ROWS`` members weigh 1, older ones fade linearly to ``1 / m`` for the oldest
+    of m (Hyperopt's linear forgetting), so a search that has moved on is compared with
+    where it is now; 0 for non-members."""
+    count = jnp.sum(members)
+    age_rank = jnp.cumsum(members) - 1  # 0 for the oldest member
+    num_fading = count - RECENT_ROWS
+    fraction = age_rank / jnp.maximum(num_fading - 1, 1)
+    fading = 1.0 / count + (1.0 - 1.0 / count) * fraction
+    return jnp.where(members, jnp.where(age_rank < num_fading, fading, 1.0), 0.0)
 
 
 def fit_parzen(space: Space, rows: jax.Array, weights: jax.Array,
@@ -341,7 +357,7 @@ def _ask_kernel(space: Space, config: TPEConfig, n: int, startup: bool, observed
     good_slots = jnp.argsort(~good, stable=True)[:config.max_good]
     good_mixture = fit_parzen(space, observed.x[good_slots], good[good_slots],
                               config.prior_weight)
-    bad_weights = jnp.concatenate([observed.mask & ~good, pending.mask])
+    bad_weights = jnp.concatenate([fading_weights(observed.mask & ~good), pending.mask])
 
     def choose(chosen: Buffer, inputs):
         index, step_key = inputs

@@ -133,7 +133,7 @@ def reference_log_density(space, centres, weights, prior_weight, candidates):
 @pytest.mark.parametrize("prior_weight", [1.0, 0.3])
 def test_log_density_matches_a_loop_wise_numpy_computation(prior_weight):
     centres = MIXED.sample(jax.random.key(0), 14)
-    weights = np.array([1.0] * 10 + [0.0] * 4)  # the last four are unused slots
+    weights = np.array([0.3, 1.0, 0.55] + [1.0] * 7 + [0.0] * 4)  # the last four are unused
     candidates = MIXED.sample(jax.random.key(1), 30)
     parzen = fit_parzen(MIXED, centres, weights, prior_weight)
     ours = np.asarray(parzen_log_density(MIXED, parzen, candidates))
@@ -237,6 +237,17 @@ def test_good_group_is_the_lowest_gamma_fraction(count):
     expected = np.zeros(capacity, bool)
     expected[sorted(finite, key=lambda i: values[i])[:num_good]] = True
     np.testing.assert_array_equal(ours, expected)
+
+
+@pytest.mark.parametrize("count", [10, 25, 26, 60])
+def test_old_members_fade_linearly_beyond_the_newest_25(count):
+    members = np.zeros(count + 7, bool)
+    members[np.random.default_rng(count).permutation(count + 7)[:count]] = True
+    weights = np.asarray(jax.jit(tpe.fading_weights)(jnp.asarray(members)))
+    fading = max(count - 25, 0)
+    expected = np.r_[np.linspace(1.0 / count, 1.0, fading), np.ones(count - fading)]
+    np.testing.assert_allclose(weights[members], expected, rtol=1e-6)
+    assert np.all(weights[~members] == 0)
 
 
 # ----------------------------------------------------------------------------- conditionals
