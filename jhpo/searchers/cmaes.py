@@ -54,6 +54,8 @@ class Generation(NamedTuple):
 
 
 class CMAESState(NamedTuple):
+    """Observations, rows handed out, the search distribution and the generation's results."""
+
     observed: Buffer
     # Rows handed out and not yet told; ``y`` holds each row's unbounded solution followed
     # by the generation it was drawn in.
@@ -64,7 +66,7 @@ class CMAESState(NamedTuple):
 
 def default_population_size(dim: int) -> int:
     """Hansen's default, 4 + floor(3 ln dim)."""
-    return 4 + int(math.floor(3 * math.log(dim)))
+    return 4 + math.floor(3 * math.log(max(dim, 1)))
 
 
 def cmaes(space: Space, *, population_size: int | None = None,
@@ -126,7 +128,7 @@ def _import_cma_es():
     return CMA_ES
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _strategy(population_size: int, dim: int):
     """One evosax CMA-ES per (population size, dimension), so that searchers over the same
     space share their compiled kernels."""

@@ -44,8 +44,8 @@ from jax.scipy.special import logsumexp, ndtr
 
 from jhpo.searchers.base import (
     Buffer,
-    SearchState,
     Searcher,
+    SearchState,
     grow,
     init_search_state,
     record_asked,

@@ -12,8 +12,7 @@ from scipy.special import logsumexp
 
 import jhpo
 from jhpo import problems
-from jhpo.searchers import make
-from jhpo.searchers import tpe
+from jhpo.searchers import make, tpe
 from jhpo.space import Space
 
 # Jitted (the space static): run op by op, these take seconds per call.
@@ -293,7 +292,7 @@ def test_ask_avoids_observed_pending_and_batch_rows_until_the_space_is_used_up()
     second, state, fresh_second = searcher.ask(state, jax.random.key(2), 8)
     seen = {tuple(r) for r in np.asarray(jnp.concatenate([first, second]))}
     assert len(seen) == 12 and bool(fresh.all()) and bool(fresh_second.all())
-    last, state, fresh_last = searcher.ask(state, jax.random.key(3), 1)
+    _, state, fresh_last = searcher.ask(state, jax.random.key(3), 1)
     assert not bool(fresh_last[0])  # nothing left: a repeat, flagged
 
 
