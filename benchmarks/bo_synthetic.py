@@ -1,30 +1,37 @@
-"""Best-so-far regret of jhpo's BO against random search (and Optuna when installed).
+"""Best-so-far regret of jhpo's searchers against random search (and Optuna when installed).
 
 Problems: Branin, Hartmann-6, Ackley-5 (optimum moved off centre),
-Rosenbrock-4 and a mixed float / log-float / integer / categorical problem,
-from ``jhpo.problems``. Each method runs sequentially (ask one, tell one) for
-``--evaluations`` evaluations and several seeds. Methods: jhpo ``bo``, jhpo
-``random`` and, when optuna (the ``bench`` extra) and torch are installed,
-Optuna's multivariate TPE and its GPSampler, all with default settings.
+Rosenbrock-4, a mixed float / log-float / integer / categorical problem, and
+the multimodal Rastrigin-4, Schwefel-4, Michalewicz-5 and Griewank-6, from
+``jhpo.problems``. Each method runs sequentially (ask one, tell one) for
+``--evaluations`` evaluations and several seeds. Methods: jhpo ``bo``, ``tpe``,
+``cmaes`` (when evosax, the ``cmaes`` extra, is installed) and ``random`` and,
+when optuna (the ``bench`` extra) and torch are installed, Optuna's
+multivariate TPE and its GPSampler, all with default settings (``optuna_tpe``
+needs no torch: name it in ``--methods``).
 
 Regret is the best value so far minus the known optimum, floored at 1e-12
 before the log10 (objectives are evaluated in float64). The printed table
-gives the median over seeds of log10 regret after 20, 40 and 60 evaluations.
+gives the median over seeds of log10 regret after 20, 40 and 60 evaluations
+(and 100 and 200 when the runs are that long).
 
     python benchmarks/bo_synthetic.py [--quick] [--json PATH] [--seeds N] [--cpu N]
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
 import time
 
 from common import (add_cpu_argument, checkpoints_within, curve_and_suggest_cell, make_parser,
-                    optuna_available, pin_cpu, print_median_table, run_jhpo_sequential,
-                    run_optuna_sequential, versions, write_json)
+                    modules_available, optuna_available, pin_cpu, print_median_table,
+                    run_jhpo_sequential, run_optuna_sequential, versions, write_json)
 
 REGRET_FLOOR = 1e-12
-ALL_PROBLEMS = ["branin", "hartmann6", "ackley5", "rosenbrock4", "mixed"]
+ALL_PROBLEMS = ["branin", "hartmann6", "ackley5", "rosenbrock4", "mixed",
+                "rastrigin4", "schwefel4", "michalewicz5", "griewank6"]
+JHPO_METHODS = ("bo", "tpe", "cmaes", "random")
 
 
 def parse_args():
@@ -34,7 +41,7 @@ def parse_args():
     parser.add_argument("--evaluations", type=int, default=None, help="default 60")
     parser.add_argument("--problems", nargs="+", choices=ALL_PROBLEMS, default=None)
     parser.add_argument("--methods", nargs="+", default=None,
-                        help="subset of: bo random optuna_tpe optuna_gp")
+                        help="subset of: bo tpe cmaes random optuna_tpe optuna_gp")
     add_cpu_argument(parser)
     return parser.parse_args()
 
@@ -75,6 +82,11 @@ def run_optuna(problem, method, seed, evaluations):
     return run_optuna_sequential(study, optuna_distributions(problem.space), problem, evaluations)
 
 
+def installed_versions(*names):
+    """The installed version of each of the distributions ``names`` that is installed."""
+    return {name: importlib.metadata.version(name) for name in names if modules_available(name)}
+
+
 def log10_regret_curve(problem, values):
     best, curve = math.inf, []
     for value in values:
@@ -91,13 +103,14 @@ def main():
     names = args.problems or (["branin", "mixed"] if args.quick else ALL_PROBLEMS)
     seeds = args.seeds or (2 if args.quick else 5)
     evaluations = args.evaluations or (30 if args.quick else 60)
-    methods = args.methods or (["bo", "random"]
+    methods = args.methods or (["bo", "tpe"] + (["cmaes"] if modules_available("evosax") else [])
+                               + ["random"]
                                + (["optuna_tpe", "optuna_gp"] if optuna_available(torch=True) else []))
     results = []
     for name in names:
         problem = problems.get(name)
         for method in methods:
-            runner = run_jhpo if method in ("bo", "random") else run_optuna
+            runner = run_jhpo if method in JHPO_METHODS else run_optuna
             for seed in range(seeds):
                 started = time.perf_counter()
                 values, seconds = runner(problem, method, seed, evaluations)
@@ -109,13 +122,14 @@ def main():
     print_table(results, methods, names, evaluations)
     if args.json:
         write_json(args.json, {"results": results,
-                               "versions": versions(devices=True, extras=("optuna", "torch")),
+                               "versions": {**versions(devices=True),
+                                            **installed_versions("optuna", "torch", "evosax")},
                                "settings": {"seeds": seeds, "evaluations": evaluations,
                                             "regret_floor": REGRET_FLOOR, "cpu": args.cpu}})
 
 
 def print_table(results, methods, names, evaluations):
-    checkpoints = checkpoints_within((20, 40, 60), evaluations)
+    checkpoints = checkpoints_within((20, 40, 60, 100, 200), evaluations)
     print_median_table(f"\nmedian log10 regret over seeds after {'/'.join(map(str, checkpoints))} "
                        "evaluations (lower is better); median suggest time in ms",
                        results, methods, names,

@@ -173,6 +173,88 @@ def mixed() -> Problem:
     return Problem("mixed", space, _mixed, 0.0, argmin)
 
 
+# The multimodal functions below have a local minimum in every cell of a regular lattice
+# (Rastrigin, Griewank), a best basin far from the second best (Schwefel) or narrow valleys
+# on plateaus (Michalewicz): a searcher that exploits the first good basin it finds stalls.
+# Rastrigin's and Griewank's minima are moved off centre, as Ackley's is.
+_RASTRIGIN_SHIFT = np.array([1.3, -2.1, 0.7, 2.9])
+_RASTRIGIN_NAMES = [f"x{i}" for i in range(4)]
+
+
+def _rastrigin4(config):
+    z = _vector(config, _RASTRIGIN_NAMES) - _RASTRIGIN_SHIFT
+    return (z**2 - 10 * jnp.cos(2 * math.pi * z) + 10).sum(-1)
+
+
+# x sin(sqrt(|x|)) peaks on [-500, 500] at x = 420.9687...; the constant is that peak, so
+# that Schwefel's minimum is 0 (both found by a bounded scalar search in float64).
+_SCHWEFEL_PEAK_AT = 420.96874878568275
+_SCHWEFEL_PEAK = 418.98288727243295
+_SCHWEFEL_NAMES = [f"x{i}" for i in range(4)]
+
+
+def _schwefel4(config):
+    x = _vector(config, _SCHWEFEL_NAMES)
+    return (_SCHWEFEL_PEAK - x * jnp.sin(jnp.sqrt(jnp.abs(x)))).sum(-1)
+
+
+# Michalewicz's steepness m = 10: valleys narrow as m grows.
+_MICHALEWICZ_STEEPNESS = 10
+_MICHALEWICZ_NAMES = [f"x{i}" for i in range(5)]
+# The function is a sum of one term per coordinate, each minimised on its own (the
+# minimisers found by a dense grid refined by a bounded scalar search in float64).
+_MICHALEWICZ_ARGMIN = [2.2029055199529126, 1.5707963266195448, 1.284991570272413,
+                       1.9230584696163617, 1.7204697722211917]
+
+
+def _michalewicz5(config):
+    x = _vector(config, _MICHALEWICZ_NAMES)
+    index = np.arange(1, x.shape[-1] + 1)
+    return -(jnp.sin(x) * jnp.sin(index * x**2 / math.pi) ** (2 * _MICHALEWICZ_STEEPNESS)).sum(-1)
+
+
+_GRIEWANK_SHIFT = np.array([110.0, -230.0, 45.0, 310.0, -75.0, 180.0])
+_GRIEWANK_NAMES = [f"x{i}" for i in range(6)]
+
+
+def _griewank6(config):
+    z = _vector(config, _GRIEWANK_NAMES) - _GRIEWANK_SHIFT
+    index = np.arange(1, z.shape[-1] + 1)
+    return 1 + (z**2).sum(-1) / 4000 - jnp.cos(z / np.sqrt(index)).prod(-1)
+
+
+def rastrigin4() -> Problem:
+    """Rastrigin in 4 dimensions on [-5.12, 5.12]^4, a local minimum near every integer
+    offset from the global one; minimum 0 moved off centre."""
+    space = Space({n: uniform(-5.12, 5.12) for n in _RASTRIGIN_NAMES})
+    argmin = dict(zip(_RASTRIGIN_NAMES, _RASTRIGIN_SHIFT.tolist()))
+    return Problem("rastrigin4", space, _rastrigin4, 0.0, argmin)
+
+
+def schwefel4() -> Problem:
+    """Schwefel in 4 dimensions on [-500, 500]^4; minimum 0 at 420.9687 in every coordinate,
+    near a corner and far from the second-best basin."""
+    space = Space({n: uniform(-500.0, 500.0) for n in _SCHWEFEL_NAMES})
+    argmin = {n: _SCHWEFEL_PEAK_AT for n in _SCHWEFEL_NAMES}
+    return Problem("schwefel4", space, _schwefel4, 0.0, argmin)
+
+
+def michalewicz5() -> Problem:
+    """Michalewicz in 5 dimensions (m = 10) on [0, pi]^5: narrow valleys on flat ground;
+    minimum -4.687658."""
+    space = Space({n: uniform(0.0, math.pi) for n in _MICHALEWICZ_NAMES})
+    argmin = dict(zip(_MICHALEWICZ_NAMES, _MICHALEWICZ_ARGMIN))
+    return Problem("michalewicz5", space, _michalewicz5, -4.687658179088147, argmin)
+
+
+def griewank6() -> Problem:
+    """Griewank in 6 dimensions on [-600, 600]^6: a wide bowl covered in small local
+    minima; minimum 0 moved off centre."""
+    space = Space({n: uniform(-600.0, 600.0) for n in _GRIEWANK_NAMES})
+    argmin = dict(zip(_GRIEWANK_NAMES, _GRIEWANK_SHIFT.tolist()))
+    return Problem("griewank6", space, _griewank6, 0.0, argmin)
+
+
 # Branin's disc constraint: only the minimiser (pi, 2.275) lies inside it.
 _BRANIN_DISC_CENTRE = (2.5, 7.5)
 _BRANIN_DISC_RADIUS_SQ = 50.0
@@ -293,6 +375,10 @@ PROBLEMS: dict[str, Callable[[], Problem]] = {
     "ackley5": ackley5,
     "rosenbrock4": rosenbrock4,
     "mixed": mixed,
+    "rastrigin4": rastrigin4,
+    "schwefel4": schwefel4,
+    "michalewicz5": michalewicz5,
+    "griewank6": griewank6,
     "branin_disc": branin_disc,
     "gardner": gardner,
     "branin_cost": branin_cost,

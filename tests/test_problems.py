@@ -5,6 +5,7 @@ import math
 import jax
 import numpy as np
 import pytest
+from scipy.optimize import brentq
 
 from jhpo import problems
 
@@ -119,3 +120,52 @@ def test_branin_currin_known_values():
               / (100 * u1**3 + 500 * u1**2 + 4 * u1 + 20))
     np.testing.assert_allclose(problem({"x1": u1, "x2": u2}), [0.397887, currin], rtol=1e-5)
     assert np.all(np.isfinite(problem({"x1": 0.5, "x2": 0.0})))  # the u2 -> 0 limit
+
+
+def test_michalewicz_minimum_is_the_sum_of_each_coordinates_grid_minimum():
+    # The function is a sum of one term per coordinate: brute force each term on a fine grid.
+    problem = problems.michalewicz5()
+    grid = np.linspace(0.0, np.pi, 400_001)
+    total = 0.0
+    for i, name in enumerate(problem.space.names):
+        config = {n: (grid if n == name else np.full_like(grid, 1e-9)) for n in problem.space.names}
+        # A coordinate near 0 adds sin(0) = 0, so only `name`'s term remains.
+        term = np.asarray(problem.fn(config))
+        assert abs(grid[np.argmin(term)] - problem.argmin[name]) < 1e-4, name
+        total += term.min()
+    assert total == pytest.approx(problem.optimum, abs=1e-8)
+
+
+def test_schwefel_constant_is_the_peak_it_cancels():
+    # With every coordinate equal to x, f = 4 (constant - x sin(sqrt|x|)): brute force over x.
+    problem = problems.schwefel4()
+    x = np.linspace(-500.0, 500.0, 2_000_001)
+    values = np.asarray(problem.fn({n: x for n in problem.space.names}))
+    assert values.min() >= -1e-9
+    assert values.min() < 1e-6
+    assert abs(x[np.argmin(values)] - problem.argmin["x0"]) < 1e-3
+    # The second-best basin, at the other end of the box, is far worse.
+    assert values[x < 0].min() > 100.0
+
+
+def _rastrigin_term_local_minimum():
+    # Where 2 z + 20 pi sin(2 pi z) = 0 next to z = 1, the value of z^2 - 10 cos(2 pi z) + 10.
+    z = brentq(lambda z: 2 * z + 20 * math.pi * math.sin(2 * math.pi * z), 0.9, 1.0)
+    return z**2 - 10 * math.cos(2 * math.pi * z) + 10
+
+
+@pytest.mark.parametrize("name, step, local_value", [
+    ("rastrigin4", 1.0, _rastrigin_term_local_minimum()),
+    # After one period of cos(z) Griewank's bowl term alone remains, about (2 pi)^2 / 4000.
+    ("griewank6", 2 * math.pi, (2 * math.pi) ** 2 / 4000),
+])
+def test_local_minima_next_to_the_global_one(name, step, local_value):
+    problem = problems.get(name)
+    near = dict(problem.argmin)
+    values = []
+    for offset in np.linspace(step - 0.2, step + 0.2, 4001):
+        near["x0"] = problem.argmin["x0"] + offset
+        values.append(problem(near))
+    assert 0 < int(np.argmin(values)) < len(values) - 1  # a minimum strictly inside
+    assert min(values) == pytest.approx(local_value, rel=2e-3)
+    assert min(values) > problem.optimum + 1e-3

@@ -16,6 +16,8 @@ _REGISTRY = {
     "quasirandom": "jhpo.searchers.random:quasirandom",
     # the function whose keyword parameters are bo's options
     "bo": "jhpo.searchers.bo:bo:make_config",
+    "tpe": "jhpo.searchers.tpe:tpe",
+    "cmaes": "jhpo.searchers.cmaes:cmaes",
 }
 
 

@@ -149,3 +149,12 @@ def record_told(state, rows: jax.Array, values: jax.Array):
         observed=append(state.observed, rows, values),
         pending=remove_rows(state.pending, rows),
     )
+
+
+def taken(rows: jax.Array, *buffers: Buffer) -> jax.Array:
+    """For each of ``rows`` (canonical), whether it equals a filled row of one of ``buffers``."""
+    found = jnp.zeros(rows.shape[0], bool)
+    for buffer in buffers:
+        equal = jnp.all(rows[:, None, :] == buffer.x[None, :, :], axis=-1)
+        found |= jnp.any(equal & buffer.mask[None, :], axis=1)
+    return found

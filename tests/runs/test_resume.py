@@ -31,6 +31,8 @@ CASES = {
     "bo": dict(objective=bowl, searcher="bo", searcher_options=BO_OPTIONS),
     "bo_two_objectives": dict(objective=two_objectives, searcher="bo", metric=["a", "b"],
                               mode=["min", "min"], searcher_options=BO_OPTIONS),
+    "tpe": dict(objective=bowl, searcher="tpe", searcher_options={"num_initial": 3}),
+    "cmaes": dict(objective=bowl, searcher="cmaes", searcher_options={"population_size": 3}),
 }
 
 

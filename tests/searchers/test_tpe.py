@@ -1,0 +1,347 @@
+"""TPE: its Parzen densities against a loop-wise numpy computation, its sampler against the
+mixture it samples, the good/bad split, conditional columns, fresh rows, and regret."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.special import logsumexp
+
+import jhpo
+from jhpo import problems
+from jhpo.searchers import make, tpe
+from jhpo.space import Space
+
+# Jitted (the space static): run op by op, these take seconds per call.
+fit_parzen = jax.jit(tpe.fit_parzen, static_argnums=(0, 3))
+parzen_log_density = jax.jit(tpe.parzen_log_density, static_argnums=0)
+sample_parzen = jax.jit(tpe.sample_parzen, static_argnums=(0, 3))
+good_mask = jax.jit(tpe.good_mask, static_argnums=(2, 3))
+
+MIXED = Space({
+    "x": jhpo.uniform(-2.0, 3.0),
+    "lr": jhpo.loguniform(1e-4, 1e-1),
+    "n": jhpo.randint(1, 6),
+    "width": jhpo.lograndint(2, 64),
+    "size": jhpo.ordinal([16, 32, 64]),
+    "opt": jhpo.choice(["sgd", "adam", "rms"]),
+    "momentum": jhpo.uniform(0.0, 1.0).when("opt", "sgd"),
+})
+
+
+# ----------------------------------------------------------------------------- numpy reference
+
+
+def reference_widths(values):
+    """Kernel widths by the neighbour rule, one centre at a time."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    m = len(values)
+    widths = [0.0] * m
+    for rank, i in enumerate(order):
+        left = values[order[rank - 1]] if rank > 0 else 0.0
+        right = values[order[rank + 1]] if rank < m - 1 else 1.0
+        width = max(values[i] - left, right - values[i])
+        if m >= 2 and rank == 0:
+            width = values[order[1]] - values[i]
+        if m >= 2 and rank == m - 1:
+            width = values[i] - values[order[m - 2]]
+        widths[i] = min(max(width, 1.0 / min(100.0, m + 1.0)), 1.0)
+    return widths
+
+
+def unit_bin(space, name, value):
+    """The unit-column interval of an int's value or an ordinal's value."""
+    domain = space.domains[name]
+    if isinstance(domain, jhpo.space.Ordinal):
+        k, index = len(domain.values), space.index_of(name, value)
+        return index / k, (index + 1) / k
+    warp = math.log if domain.log else (lambda v: v)
+    low, high = warp(domain.lo - 0.5), warp(domain.hi + 0.5)
+    return ((warp(value - 0.5) - low) / (high - low), (warp(value + 0.5) - low) / (high - low))
+
+
+def log_kernel(space, column, u, config, centre, width, smoothing):
+    """One parameter's log factor for a candidate (unit value u, its config) under a
+    Gaussian / categorical kernel at ``centre`` (None: the prior)."""
+    name = column.name
+    if column.kind == "onehot":
+        k = column.width
+        if centre is None:
+            return -math.log(k)
+        same = space.index_of(name, config[name]) == centre
+        return math.log(((1.0 + smoothing) if same else smoothing) / (1.0 + k * smoothing))
+    mean, scale = (0.5, 1.0) if centre is None else (centre, width)
+    inside = normal_mass(-mean / scale, (1 - mean) / scale)  # of the cube, [0, 1]
+    if column.kind == "float":
+        return stats.norm.logpdf((u - mean) / scale) - math.log(scale) - math.log(inside)
+    lower, upper = unit_bin(space, name, config[name])
+    return math.log(normal_mass((lower - mean) / scale, (upper - mean) / scale) / inside)
+
+
+def normal_mass(a, b):
+    """P(a < Z < b) for a standard normal Z; above the mean as a difference of survival
+    functions, which keeps the far tail's digits."""
+    if a > 0:
+        return stats.norm.sf(a) - stats.norm.sf(b)
+    return stats.norm.cdf(b) - stats.norm.cdf(a)
+
+
+def reference_log_density(space, centres, weights, prior_weight, candidates):
+    centres, candidates = np.asarray(centres, float), np.asarray(candidates, float)
+    used = [i for i in range(len(centres)) if weights[i] > 0]
+    centre_configs = space.to_configs(centres)
+    widths, smoothing = {}, {}
+    for column in space.columns:
+        holders = [i for i in used if column.name in centre_configs[i]]
+        smoothing[column.name] = prior_weight / (len(holders) + 1)
+        for i, width in zip(holders, reference_widths([centres[i, column.start] for i in holders])):
+            widths[i, column.name] = width
+    densities = []
+    for x, config in zip(candidates, space.to_configs(candidates)):
+        logs = []
+        for i in used:
+            total = math.log(weights[i])
+            for column in space.columns:
+                if column.name not in config:
+                    continue
+                u = x[column.start]
+                if column.name not in centre_configs[i]:
+                    total += log_kernel(space, column, u, config, None, None, None)
+                elif column.kind == "onehot":
+                    category = space.index_of(column.name, centre_configs[i][column.name])
+                    total += log_kernel(space, column, u, config, category, None,
+                                        smoothing[column.name])
+                else:
+                    total += log_kernel(space, column, u, config, centres[i, column.start],
+                                        widths[i, column.name], None)
+            logs.append(total)
+        prior = math.log(prior_weight) + sum(
+            log_kernel(space, c, x[c.start], config, None, None, None)
+            for c in space.columns if c.name in config)
+        logs.append(prior)
+        densities.append(logsumexp(logs) - math.log(sum(weights) + prior_weight))
+    return np.array(densities)
+
+
+# ----------------------------------------------------------------------------- densities
+
+
+@pytest.mark.parametrize("prior_weight", [1.0, 0.3])
+def test_log_density_matches_a_loop_wise_numpy_computation(prior_weight):
+    centres = MIXED.sample(jax.random.key(0), 14)
+    weights = np.array([0.3, 1.0, 0.55] + [1.0] * 7 + [0.0] * 4)  # the last four are unused
+    candidates = MIXED.sample(jax.random.key(1), 30)
+    parzen = fit_parzen(MIXED, centres, weights, prior_weight)
+    ours = np.asarray(parzen_log_density(MIXED, parzen, candidates))
+    expected = reference_log_density(MIXED, centres, weights, prior_weight, candidates)
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_log_density_is_a_density_over_one_float():
+    # Integrated over [0, 1] (trapezoid on a fine grid) the density of one float is 1.
+    space = Space({"x": jhpo.uniform(0.0, 1.0)})
+    parzen = fit_parzen(space, jnp.array([[0.02], [0.3], [0.35]]), jnp.ones(3), 1.0)
+    grid = np.linspace(0.0, 1.0, 20001)
+    density = np.exp(np.asarray(parzen_log_density(space, parzen, jnp.asarray(grid[:, None]))))
+    assert np.trapezoid(density, grid) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_far_bins_keep_finite_log_masses():
+    # A narrow kernel at one end and a bin at the other: the mass underflows float32 when
+    # taken as a difference of CDFs, but its log must stay finite and match float64.
+    space = Space({"n": jhpo.randint(0, 99)})
+    centres = space.from_configs([{"n": 0}, {"n": 1}, {"n": 2}])
+    parzen = fit_parzen(space, centres, jnp.ones(3), 1.0)
+    far = space.from_configs([{"n": 90}])
+    ours = np.asarray(parzen_log_density(space, parzen, far))
+    expected = reference_log_density(space, centres, [1.0, 1.0, 1.0], 1.0, far)
+    assert np.all(np.isfinite(ours))
+    np.testing.assert_allclose(ours, expected, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- sampling
+
+
+def test_samples_follow_the_mixture():
+    space = Space({"x": jhpo.uniform(0.0, 1.0), "n": jhpo.randint(1, 4),
+                   "c": jhpo.choice(["a", "b", "c"])})
+    centres = space.from_configs([{"x": 0.1, "n": 1, "c": "a"}, {"x": 0.15, "n": 3, "c": "b"},
+                                  {"x": 0.8, "n": 4, "c": "a"}, {"x": 0.5, "n": 2, "c": "c"}])
+    weights = jnp.array([1.0, 1.0, 1.0, 0.0])
+    parzen = fit_parzen(space, centres, weights, 1.0)
+    draws = 40_000
+    rows = np.asarray(sample_parzen(space, parzen, jax.random.key(3), draws))
+    configs = space.to_configs(rows)
+
+    # The exact law, component by component (weights 1, 1, 1 and the prior's 1).
+    widths = np.asarray(parzen.bandwidth)
+    smoothing = float(parzen.smoothing[space.columns[2].start])
+    means = [(float(centres[i, 0]), widths[i, 0], float(centres[i, 1]), widths[i, 1],
+              int(np.argmax(centres[i, 2:]))) for i in range(3)] + [(0.5, 1.0, 0.5, 1.0, None)]
+
+    def law(mean, width):  # a Gaussian truncated to [0, 1]
+        return stats.truncnorm(-mean / width, (1 - mean) / width, loc=mean, scale=width)
+
+    joint = np.zeros((4, 3))
+    for x_mean, x_width, n_mean, n_width, category in means:
+        n_law = law(n_mean, n_width)
+        n_mass = np.diff(n_law.cdf(np.linspace(0, 1, 5)))
+        c_mass = (np.full(3, 1 / 3) if category is None
+                  else (np.eye(3)[category] + smoothing) / (1 + 3 * smoothing))
+        joint += np.outer(n_mass, c_mass) / 4
+    seen = np.zeros((4, 3))
+    for config in configs:
+        seen[config["n"] - 1, "abc".index(config["c"])] += 1
+    # Each cell's frequency within 4.5 standard errors of its probability.
+    np.testing.assert_array_less(np.abs(seen / draws - joint),
+                                 4.5 * np.sqrt(joint * (1 - joint) / draws))
+
+    x = np.sort(rows[:, 0])
+    expected_cdf = sum(law(m, w).cdf(x) for m, w, *_ in means) / 4
+    empirical_cdf = np.arange(1, draws + 1) / draws
+    assert np.max(np.abs(empirical_cdf - expected_cdf)) < 1.95 / math.sqrt(draws)  # KS, 0.1%
+
+
+def test_ask_draws_from_the_good_group():
+    # The best tenth of the observations lie at x < 0.2, the rest at x > 0.5: the
+    # proposals should fall where the good mixture has its mass.
+    space = Space({"x": jhpo.uniform(0.0, 1.0), "y": jhpo.uniform(0.0, 1.0)})
+    rng = np.random.default_rng(0)
+    good = np.column_stack([rng.uniform(0.0, 0.2, 5), rng.uniform(0, 1, 5)])
+    bad = np.column_stack([rng.uniform(0.5, 1.0, 45), rng.uniform(0, 1, 45)])
+    searcher = make("tpe", space)
+    state = searcher.init(jax.random.key(0))
+    state = searcher.tell(state, jnp.asarray(np.vstack([good, bad]), jnp.float32),
+                          jnp.asarray(np.r_[np.zeros(5), np.ones(45)], jnp.float32))
+    rows = np.vstack([np.asarray(searcher.ask(state, jax.random.key(k), 1)[0]) for k in range(40)])
+    assert np.mean(rows[:, 0] < 0.3) > 0.9
+
+
+# ----------------------------------------------------------------------------- the split
+
+
+@pytest.mark.parametrize("count", [1, 9, 37, 300])
+def test_good_group_is_the_lowest_gamma_fraction(count):
+    rng = np.random.default_rng(count)
+    capacity = 512
+    values = rng.normal(size=capacity).astype(np.float32)
+    values[rng.random(capacity) < 0.2] = np.nan  # failed trials are never good
+    mask = np.arange(capacity) < count
+    ours = np.asarray(good_mask(jnp.asarray(values), jnp.asarray(mask), 0.1, 25))
+    finite = [i for i in range(count) if np.isfinite(values[i])]
+    num_good = min(math.ceil(0.1 * count), 25, len(finite))
+    expected = np.zeros(capacity, bool)
+    expected[sorted(finite, key=lambda i: values[i])[:num_good]] = True
+    np.testing.assert_array_equal(ours, expected)
+
+
+@pytest.mark.parametrize("count", [10, 25, 26, 60])
+def test_old_members_fade_linearly_beyond_the_newest_25(count):
+    members = np.zeros(count + 7, bool)
+    members[np.random.default_rng(count).permutation(count + 7)[:count]] = True
+    weights = np.asarray(jax.jit(tpe.fading_weights)(jnp.asarray(members)))
+    fading = max(count - 25, 0)
+    expected = np.r_[np.linspace(1.0 / count, 1.0, fading), np.ones(count - fading)]
+    np.testing.assert_allclose(weights[members], expected, rtol=1e-6)
+    assert np.all(weights[~members] == 0)
+
+
+# ----------------------------------------------------------------------------- conditionals
+
+
+def test_inactive_columns_do_not_count():
+    momentum = MIXED.columns[MIXED.names.index("momentum")].start
+    centres = np.array(MIXED.sample(jax.random.key(4), 12))
+    candidates = np.array(MIXED.sample(jax.random.key(5), 50))
+    inactive_centres = ~np.asarray(MIXED.column_mask(jnp.asarray(centres)))[:, momentum]
+    inactive_candidates = ~np.asarray(MIXED.column_mask(jnp.asarray(candidates)))[:, momentum]
+    assert inactive_centres.any() and inactive_candidates.any() and not inactive_candidates.all()
+    parzen = fit_parzen(MIXED, jnp.asarray(centres), jnp.ones(12), 1.0)
+    before = np.asarray(parzen_log_density(MIXED, parzen, jnp.asarray(candidates)))
+    # Whatever the (non-canonical) value in an inactive column, nothing changes: neither
+    # a centre's nor a candidate's.
+    centres[inactive_centres, momentum] = 0.37
+    candidates[inactive_candidates, momentum] = 0.91
+    parzen = fit_parzen(MIXED, jnp.asarray(centres), jnp.ones(12), 1.0)
+    after = np.asarray(parzen_log_density(MIXED, parzen, jnp.asarray(candidates)))
+    np.testing.assert_allclose(after, before, rtol=1e-6)
+
+
+def test_conditional_proposals_are_canonical():
+    searcher = make("tpe", MIXED, num_initial=5)
+    state = searcher.init(jax.random.key(0))
+    for k in range(3):
+        rows, state, _ = searcher.ask(state, jax.random.key(k), 6)
+        values = jnp.asarray(np.asarray(rows).sum(axis=1), jnp.float32)
+        state = searcher.tell(state, rows, values)
+    np.testing.assert_array_equal(np.asarray(MIXED.canonicalize(rows)), np.asarray(rows))
+
+
+# ----------------------------------------------------------------------------- the searcher
+
+
+def test_ask_avoids_observed_pending_and_batch_rows_until_the_space_is_used_up():
+    space = Space({"c": jhpo.choice(["a", "b", "c"]), "n": jhpo.randint(1, 4)})  # 12 configs
+    searcher = make("tpe", space, num_initial=3)
+    state = searcher.init(jax.random.key(0))
+    first, state, fresh = searcher.ask(state, jax.random.key(1), 4)
+    state = searcher.tell(state, first, jnp.arange(4.0))
+    second, state, fresh_second = searcher.ask(state, jax.random.key(2), 8)
+    seen = {tuple(r) for r in np.asarray(jnp.concatenate([first, second]))}
+    assert len(seen) == 12 and bool(fresh.all()) and bool(fresh_second.all())
+    _, state, fresh_last = searcher.ask(state, jax.random.key(3), 1)
+    assert not bool(fresh_last[0])  # nothing left: a repeat, flagged
+
+
+def test_same_sequence_same_state_and_rows():
+    searcher = make("tpe", MIXED, num_initial=4)
+
+    def run():
+        state = searcher.init(jax.random.key(0))
+        outputs = []
+        for k in range(3):
+            rows, state, _ = searcher.ask(state, jax.random.key(k), 3)
+            state = searcher.tell(state, rows[:2], jnp.arange(2.0) + k)
+            outputs.append(np.asarray(rows))
+        return outputs, state
+
+    (rows_a, state_a), (rows_b, state_b) = run(), run()
+    np.testing.assert_array_equal(np.concatenate(rows_a), np.concatenate(rows_b))
+    for a, b in zip(jax.tree.leaves(state_a), jax.tree.leaves(state_b)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("num_initial", -1, "num_initial=-1 must be an integer >= 0"),
+    ("num_candidates", 0, "num_candidates=0 must be an integer >= 1"),
+    ("gamma", 1.5, r"gamma=1.5 must be a number in \(0, 1\]"),
+    ("max_good", 0, "max_good=0 must be an integer >= 1"),
+    ("prior_weight", 0.0, "prior_weight=0.0 must be a number > 0"),
+])
+def test_bad_options_name_the_rule(option, value, message):
+    with pytest.raises(ValueError, match=message):
+        make("tpe", MIXED, **{option: value})
+
+
+def best_after(name, problem, seed, budget):
+    searcher = make(name, problem.space)
+    key = jax.random.key(seed)
+    state = searcher.init(key)
+    best = math.inf
+    for i in range(budget):
+        row, state, _ = searcher.ask(state, jax.random.fold_in(key, i), 1)
+        with jax.enable_x64(True):
+            value = problem(problem.space.to_configs(row)[0])
+        best = min(best, value)
+        state = searcher.tell(state, row, jnp.asarray([value], jnp.float32))
+    return best
+
+
+def test_tpe_beats_random_search_on_a_smooth_function():
+    problem = problems.branin()
+    tpe = [best_after("tpe", problem, seed, 50) for seed in range(5)]
+    plain = [best_after("random", problem, seed, 50) for seed in range(5)]
+    assert np.median(tpe) < np.median(plain) - 0.1
