@@ -11,8 +11,9 @@ import pytest
 
 import jhpo
 from jhpo import problems
-from jhpo.searchers import bo as bo_module
 from jhpo.searchers import make
+from jhpo.searchers.base import Buffer
+from jhpo.searchers.bo import Outputs, kernels, make_config, targets
 from jhpo.space import Space
 
 # One space and one set of options for most tests, so they share compiled kernels.
@@ -86,12 +87,12 @@ def test_single_observation_is_enough():
 
 
 def test_failed_trials_are_read_as_the_worst_value():
-    observed = bo_module.Buffer(
+    observed = Buffer(
         x=jnp.zeros((4, 2)), y=jnp.asarray([1.0, jnp.nan, 3.0, jnp.nan]),
         mask=jnp.asarray([True, True, True, False]))
     with jax.enable_x64(True):
-        imputed = bo_module._imputed_targets(observed)
-    np.testing.assert_array_equal(np.asarray(imputed)[:3], [1.0, 3.0, 3.0])
+        imputed = targets.output_targets(Outputs(), observed, None)
+    np.testing.assert_array_equal(np.asarray(imputed)[:3, 0], [1.0, 3.0, 3.0])
 
 
 def test_a_used_up_discrete_space_says_so_in_what_ask_returns():
@@ -141,8 +142,8 @@ def branin_run() -> BraninRun:
     """One sequential BO run on Branin, shared by the tests of compilation and of
     search quality (compiling the kernels is most of its cost)."""
     searcher = make("bo", BRANIN.space, **BRANIN_OPTIONS)
-    kernels = (bo_module._fit_kernel, bo_module._propose_kernel)
-    cached_before = [kernel._cache_size() for kernel in kernels]
+    compiled = (kernels.fit_kernel, kernels.propose_kernel)
+    cached_before = [kernel._cache_size() for kernel in compiled]
     events = []
     listener = lambda event, *_, **__: events.append(event)  # noqa: E731
     jax.monitoring.register_event_duration_secs_listener(listener)
@@ -162,7 +163,7 @@ def branin_run() -> BraninRun:
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
     run.cache_growth.extend(kernel._cache_size() - cached for kernel, cached
-                            in zip(kernels, cached_before))
+                            in zip(compiled, cached_before))
     return run
 
 
@@ -233,14 +234,14 @@ def test_works_through_optimizer_and_tune():
 
 
 def test_large_buffers_screen_fewer_random_rows():
-    config = bo_module.make_config(SPACE).propose.maximize
-    assert bo_module._screen_effort(config, 128) == config
-    fewer = bo_module._screen_effort(config, 1024)
+    config = make_config(SPACE).propose.maximize
+    assert kernels.screen_effort(config, 128) == config
+    fewer = kernels.screen_effort(config, 1024)
     assert fewer.num_screen == config.num_screen // 8
     assert fewer._replace(num_screen=config.num_screen) == config  # nothing else changes
     # Never fewer rows than ascent starts.
     tiny = config._replace(num_screen=16)
-    assert bo_module._screen_effort(tiny, 4096).num_screen == config.num_starts
+    assert kernels.screen_effort(tiny, 4096).num_screen == config.num_starts
 
 
 @pytest.mark.parametrize("options, parameter", [

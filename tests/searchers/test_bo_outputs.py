@@ -9,8 +9,9 @@ from scipy import stats
 import jhpo
 from jhpo import acquisition as acq
 from jhpo import problems
-from jhpo.searchers import bo as bo_module
 from jhpo.searchers import make
+from jhpo.searchers.base import Buffer
+from jhpo.searchers.bo import Outputs, targets
 
 # One layout (an objective, a constraint, the cost) and one set of options for the
 # searching tests, so that they share compiled kernels: a constant cost makes the cost
@@ -80,17 +81,17 @@ def test_simplex_weights_are_nonnegative_and_sum_to_one():
 
 
 def test_targets_impute_failures_per_output_and_take_the_log_of_cost():
-    outputs = bo_module.Outputs(num_objectives=1, num_constraints=1, cost_aware=True)
-    observed = bo_module.Buffer(
+    outputs = Outputs(num_objectives=1, num_constraints=1, cost_aware=True)
+    observed = Buffer(
         x=jnp.zeros((4, 2)),
         y=jnp.asarray([[1.0, 0.5, 10.0], [np.nan, np.nan, 100.0], [3.0, -2.0, np.nan],
                        [7.0, 7.0, 7.0]]),
         mask=jnp.asarray([True, True, True, False]))
     with jax.enable_x64(True):
-        targets = bo_module._output_targets(outputs, observed, jnp.ones(1))
-        feasible = bo_module._feasible_rows(outputs, observed)
+        modelled = targets.output_targets(outputs, observed, None)
+        feasible = targets.feasible_rows(outputs, observed)
     # Failed entries read as the worst: largest objective, smallest constraint, largest cost.
-    np.testing.assert_allclose(np.asarray(targets)[:3],
+    np.testing.assert_allclose(np.asarray(modelled)[:3],
                                [[1.0, 0.5, np.log(10.0)], [3.0, -2.0, np.log(100.0)],
                                 [3.0, -2.0, np.log(100.0)]], rtol=1e-6)
     np.testing.assert_array_equal(np.asarray(feasible), [True, False, False, False])
