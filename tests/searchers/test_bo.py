@@ -12,7 +12,7 @@ import pytest
 import jhpo
 from jhpo import problems
 from jhpo.searchers import make
-from jhpo.searchers.base import Buffer
+from jhpo.searchers.base import Buffer, append
 from jhpo.searchers.bo import Outputs, kernels, make_config, targets
 from jhpo.space import Space
 
@@ -84,6 +84,38 @@ def test_single_observation_is_enough():
     batch, _, _ = searcher.ask(state, jax.random.key(10), 1)
     assert np.all(np.isfinite(np.asarray(batch)))
     assert_fresh_valid_rows(batch, state)
+
+
+HOST_READS = ("__int__", "__float__", "__bool__", "__index__", "__array__", "item", "tolist")
+
+
+def count_host_reads(monkeypatch) -> list:
+    """Record every conversion of a JAX array to a host value from now on: each waits for
+    the device (``int(x)``, ``bool(x)``, ``x.tolist()``, ...)."""
+    reads = []
+    array_type = type(jnp.zeros(()))
+    for name in HOST_READS:
+        def read(self, *args, _original=getattr(array_type, name), _name=name, **kwargs):
+            reads.append(_name)
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(array_type, name, read)
+    return reads
+
+
+@pytest.mark.parametrize("num_told", [1, 5], ids=["initial design", "model"])
+def test_an_ask_reads_the_device_once_and_grows_pending_as_append_does(monkeypatch, num_told):
+    searcher = make("bo", SPACE, **OPTIONS)
+    rows = sample(jax.random.key(13), num_told)
+    state = observed_state(searcher, rows, objective(rows))
+    num_asked = 9 if num_told < OPTIONS["num_initial"] else 2  # 9 outgrow 8 pending slots
+    searcher.ask(state, jax.random.key(14), num_asked)  # compiled before counting
+    reads = count_host_reads(monkeypatch)
+    asked, state_after, _ = searcher.ask(state, jax.random.key(15), num_asked)
+    assert reads == ["tolist"]  # the fill levels, read together (read_fill_levels)
+    monkeypatch.undo()
+    expected = append(state.pending, asked)
+    for ours, reference in zip(state_after.pending, expected):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(reference))
 
 
 def test_failed_trials_are_read_as_the_worst_value():

@@ -22,13 +22,15 @@ import jax.numpy as jnp
 
 from jhpo import acquisition as acq
 from jhpo import gp
-from jhpo.searchers.base import Buffer, Searcher, append, empty_buffer, record_told
+from jhpo.searchers.base import (Buffer, Searcher, capacity_for, compact, empty_buffer, grow,
+                                 record_told, write_after_filled)
 from jhpo.searchers.bo.kernels import first_untaken, fit_kernel, propose_kernel
 from jhpo.searchers.bo.options import BOConfig, Outputs, check_count, make_config
 from jhpo.searchers.random import halton_rows, quasirandom
 from jhpo.space import Space
 
-__all__ = ["BOConfig", "BOState", "Outputs", "bo", "make_config", "propose", "update_fit"]
+__all__ = ["BOConfig", "BOState", "FillLevels", "Outputs", "bo", "make_config", "propose",
+           "read_fill_levels", "update_fit"]
 
 
 class BOState(NamedTuple):
@@ -100,26 +102,59 @@ def bo(space: Space, **options) -> Searcher:
 
     def ask(state: BOState, key: jax.Array, n: int) -> tuple[jax.Array, BOState, jax.Array]:
         check_count("n", n, 1)
+        levels = read_fill_levels(state)
         fit_key, *row_keys = jax.random.split(key, n + 1)
         weights = parego_weights(outputs, fit_key)
-        fitted = False
+        initial_design = levels.observed < config.num_initial
+        if not initial_design:  # once per ask: only real observations move the fit
+            state = update_fit(config, state, fit_key, weights, levels)
         rows, fresh = [], []
-        for row_key in row_keys:
-            if state.observed.count < config.num_initial:
-                start = state.observed.count + state.pending.count
-                row = halton_rows(space, state.permutations, start, 1)[0]
+        for asked, row_key in enumerate(row_keys):
+            num_pending = levels.pending + asked
+            if initial_design:
+                row = halton_rows(space, state.permutations, levels.observed + num_pending, 1)[0]
                 row, found = first_untaken(space, row, state.observed, state.pending, row_key)
             else:
-                if not fitted:  # once per ask: only real observations move the fit
-                    state = update_fit(config, state, fit_key, weights)
-                    fitted = True
                 row, found = propose(space, config, state, row_key, weights)
-            state = state._replace(pending=append(state.pending, row[None]))
+            state = state._replace(pending=_add_pending(state.pending, num_pending, row))
             rows.append(row)
             fresh.append(found)
         return jnp.stack(rows), state, jnp.stack(fresh)
 
     return Searcher(init, ask, record_told)
+
+
+class FillLevels(NamedTuple):
+    """What an ask decides on, copied to the host: the rows observed and pending, and the
+    number of observations at the last fit with restarts."""
+
+    observed: int
+    pending: int
+    restarted_at: int
+
+
+@jax.jit
+def _fill_level_array(state: BOState) -> jax.Array:
+    return jnp.stack([state.observed.mask.sum(), state.pending.mask.sum(),
+                      state.restarted_at]).astype(jnp.int32)
+
+
+def read_fill_levels(state: BOState) -> FillLevels:
+    """The state's ``FillLevels``: the one read back to the host, and the one wait for the
+    device, of an ask.
+
+    It is inherent: whether the initial design or the GP proposes, whether the fit
+    restarts, and the capacity the pending buffer grows to (a static shape) are decided
+    on the host. Everything else in the ask stays on the device.
+    """
+    return FillLevels(*_fill_level_array(state).tolist())
+
+
+def _add_pending(pending: Buffer, count: int, row: jax.Array) -> Buffer:
+    """``base.append`` of ``row`` to ``pending``, whose ``count`` filled slots the caller
+    knows, so that nothing is read back from the device."""
+    room = grow(compact(pending), capacity_for(count + 1))
+    return write_after_filled(room, row[None], jnp.zeros((1,) + pending.y.shape[1:], jnp.float32))
 
 
 def parego_weights(outputs: Outputs, key: jax.Array) -> jax.Array | None:
@@ -131,23 +166,24 @@ def parego_weights(outputs: Outputs, key: jax.Array) -> jax.Array | None:
 
 
 def update_fit(config: BOConfig, state: BOState, key: jax.Array,
-               weights: jax.Array | None = None) -> BOState:
+               weights: jax.Array | None = None, levels: FillLevels | None = None) -> BOState:
     """The state with every GP's hyperparameters fitted to its observations.
 
     A fit with restarts once the data has grown by ``refit_growth`` since the last one.
     In between, small buffers get a cheap refinement, and buffers larger than
     ``fit_subset`` keep their hyperparameters: with hundreds of points one more barely
     moves them, while a single evaluation of the objective costs as much as the whole
-    acquisition step. ``weights``: ParEGO's (``parego_weights``), for several objectives.
+    acquisition step. ``weights``: ParEGO's (``parego_weights``), for several objectives;
+    ``levels``: the state's ``FillLevels`` when the caller has read them already.
     """
-    count = state.observed.count
-    restart = count >= config.refit_growth * int(state.restarted_at)
+    levels = levels or read_fill_levels(state)
+    restart = levels.observed >= config.refit_growth * levels.restarted_at
     if not restart and state.observed.capacity > config.fit.fit_subset:
         return state
     with jax.enable_x64(True):
         params = fit_kernel(config.fit, config.outputs, state.observed, weights, state.params,
                             key, jnp.asarray(restart))
-    restarted_at = jnp.asarray(count, jnp.int32) if restart else state.restarted_at
+    restarted_at = jnp.asarray(levels.observed, jnp.int32) if restart else state.restarted_at
     return state._replace(params=params, restarted_at=restarted_at)
 
 
