@@ -9,7 +9,8 @@ way when optuna (and torch) are installed.
 Where the time goes: the ``pieces`` table times jhpo's kernels one by one at
 each n: the log marginal likelihood and its gradient through our custom VJP
 versus reverse-mode through ``jnp.linalg.cholesky``, the fit with restarts, the
-refinement between restarts, and one acquisition maximisation.
+refinement between restarts, one acquisition maximisation, and the compilation
+of the fit kernel.
 
 Timings on a machine whose cores are shared are noisy; ``--cpu 0`` pins the
 process to one core before JAX starts its thread pool, which on small virtual
@@ -131,7 +132,27 @@ def time_pieces(problem, n, repeats, clock):
         lambda: bo_module.update_fit(config, not_due, key).params, repeats, clock)
     result["acquisition"] = _seconds(
         lambda: bo_module.propose(problem.space, config, state, key), repeats, clock)
+    result["fit_compile"] = _compile_seconds(config, state, key, clock)
     return result
+
+
+def _compile_seconds(config, state, key, clock):
+    """Seconds to trace, lower and compile the fit kernel for the state's buffers, the
+    least of three tries (JAX's caches, which hold it, are cleared before each)."""
+    import jax
+    import jax.numpy as jnp
+
+    from jhpo.searchers.bo.kernels import fit_kernel
+
+    seconds = []
+    for _ in range(3):
+        jax.clear_caches()
+        with jax.enable_x64(True):
+            start = clock()
+            fit_kernel.lower(config.fit, config.outputs, state.observed, None, state.params,
+                             key, jnp.asarray(True)).compile()
+            seconds.append(clock() - start)
+    return min(seconds)
 
 
 def _seconds(call, repeats, clock):
