@@ -26,7 +26,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
@@ -331,9 +330,25 @@ def _bounds_like(params: GPParams) -> tuple[GPParams, GPParams]:
 _BOUNDS = (LOG_LENGTHSCALE_BOUNDS, LOG_AMPLITUDE_BOUNDS, LOG_NOISE_BOUNDS, MEAN_BOUNDS)
 
 
-def _select(condition: jax.Array, if_true, if_false):
-    """``if_true`` where the scalar ``condition`` holds, else ``if_false`` (pytrees alike)."""
-    return jax.tree.map(lambda a, b: jnp.where(condition, a, b), if_true, if_false)
+def _two_loop_direction(grad, s_memory, y_memory, num_stored):
+    """L-BFGS descent direction -H g from the stored pairs (newest in slot 0)."""
+    valid = jnp.arange(s_memory.shape[0]) < num_stored
+    curvature = (s_memory * y_memory).sum(-1)
+    rho = jnp.where(valid, 1.0 / jnp.where(valid, curvature, 1.0), 0.0)
+    q = grad
+    alphas = []
+    for i in range(s_memory.shape[0]):
+        alpha = rho[i] * (s_memory[i] @ q)
+        q = q - alpha * y_memory[i]
+        alphas.append(alpha)
+    # Without history, scale the first step so that no parameter moves by more than 0.5.
+    first_scale = 0.5 / jnp.maximum(jnp.max(jnp.abs(grad)), 1e-12)
+    newest_scale = curvature[0] / jnp.maximum((y_memory[0] ** 2).sum(), 1e-300)
+    r = jnp.where(num_stored > 0, newest_scale, first_scale) * q
+    for i in reversed(range(s_memory.shape[0])):
+        beta = rho[i] * (y_memory[i] @ r)
+        r = r + s_memory[i] * (alphas[i] - beta)
+    return -r
 
 
 def _lbfgs_ascent(objective, start: GPParams, num_evaluations: int):
@@ -346,14 +361,12 @@ def _lbfgs_ascent(objective, start: GPParams, num_evaluations: int):
     shorter one (projected backtracking with the Armijo test). One pass, one
     copy of the objective in the compiled program: a separate initial
     evaluation and line search compiled three copies, and optax's zoom line
-    search more, which multiplied the compile time. The direction comes from
-    ``optax.scale_by_lbfgs``, whose memory takes each accepted point and its
-    gradient, and the box from ``optax.projections.projection_box``. Returns the
-    best parameters and their objective value (-inf if never finite).
+    search more, which multiplied the compile time. Returns the best
+    parameters and their objective value (-inf if never finite).
     """
     flat_start, unravel = ravel_pytree(start)
     lower, upper = (ravel_pytree(b)[0] for b in _bounds_like(start))
-    curvature = optax.scale_by_lbfgs(memory_size=_LBFGS_MEMORY)
+    memory = jnp.zeros((_LBFGS_MEMORY, flat_start.shape[0]), flat_start.dtype)
 
     def loss_and_grad(flat):
         value, grad = jax.value_and_grad(lambda f: -objective(unravel(f)))(flat)
@@ -361,31 +374,37 @@ def _lbfgs_ascent(objective, start: GPParams, num_evaluations: int):
         return jnp.where(finite, value, jnp.inf), jnp.where(finite, jnp.nan_to_num(grad), 0.0)
 
     def evaluate_and_decide(_, carry):
-        point, value, grad, direction, step, trial, tries, memory = carry
+        point, value, grad, direction, step, trial, tries, s_memory, y_memory, stored = carry
         trial_value, trial_grad = loss_and_grad(trial)
         armijo = value + _ARMIJO * (grad @ (trial - point))
         accept = jnp.isfinite(trial_value) & ~(trial_value > armijo)
+
+        change, grad_change = trial - point, trial_grad - grad
+        store = accept & jnp.isfinite(value) & (change @ grad_change > 1e-10)
+        s_memory = jnp.where(store, jnp.roll(s_memory, 1, 0).at[0].set(change), s_memory)
+        y_memory = jnp.where(store, jnp.roll(y_memory, 1, 0).at[0].set(grad_change), y_memory)
+        stored = jnp.where(store, stored + 1, stored)
+
         point = jnp.where(accept, trial, point)
         value = jnp.where(accept, trial_value, value)
         grad = jnp.where(accept, trial_grad, grad)
         # After too many rejections, forget the curvature pairs and restart from the gradient.
         give_up = ~accept & (tries + 1 >= _MAX_BACKTRACKS)
-        memory = _select(give_up, curvature.init(point), memory)
-        preconditioned, updated = curvature.update(grad, memory, point)
+        stored = jnp.where(give_up, 0, stored)
+        new_direction = _two_loop_direction(grad, s_memory, y_memory, stored)
+        new_direction = jnp.where(grad @ new_direction < 0, new_direction, -grad)
         fresh = accept | give_up
-        memory = _select(fresh, updated, memory)
-        new_direction = jnp.where(grad @ preconditioned > 0, -preconditioned, -grad)
         direction = jnp.where(fresh, new_direction, direction)
         step = jnp.where(fresh, 1.0, step * _BACKTRACK_FACTOR)
         tries = jnp.where(fresh, 0, tries + 1)
-        trial = optax.projections.projection_box(point + step * direction, lower, upper)
-        return point, value, grad, direction, step, trial, tries, memory
+        trial = jnp.clip(point + step * direction, lower, upper)
+        return point, value, grad, direction, step, trial, tries, s_memory, y_memory, stored
 
-    flat_start = optax.projections.projection_box(flat_start, lower, upper)
+    flat_start = jnp.clip(flat_start, lower, upper)
     inf = jnp.asarray(jnp.inf, flat_start.dtype)
     zeros = jnp.zeros_like(flat_start)
     carry = (flat_start, inf, zeros, zeros, jnp.ones_like(inf), flat_start,
-             jnp.asarray(0), curvature.init(flat_start))
+             jnp.asarray(0), memory, memory, jnp.asarray(0))
     point, value, *_ = lax.fori_loop(0, num_evaluations, evaluate_and_decide, carry)
     return unravel(point), -value
 
