@@ -260,9 +260,23 @@ def test_works_through_optimizer_and_tune():
         configs = opt.ask(2)
         opt.tell(configs, [c["x"] + c["n"] / 10 for c in configs])
     assert len(opt.ask(1)) == 1
-    result = jhpo.tune(lambda c: (c["x"] - 0.3) ** 2 + c["n"] / 10, SPACE, searcher="bo",
-                       num_trials=6, seed=1, progress=False, searcher_options=OPTIONS)
-    assert len(result.trials) == 6 and result.best.value <= 1.0
+
+    def bowl(config):
+        return (config["x"] - 0.3) ** 2 + config["n"] / 10
+
+    # Minimising the bowl and minimising its negative: the same initial design, then
+    # model-based trials that go down the bowl in one run and up it in the other.
+    down, up = (jhpo.tune(lambda c, sign=sign: sign * bowl(c), SPACE, searcher="bo",
+                          num_trials=6, seed=1, progress=False, searcher_options=OPTIONS)
+                for sign in (1.0, -1.0))
+    initial = OPTIONS["num_initial"]
+    assert len(down.trials) == 6
+    assert [t.config for t in down.trials[:initial]] == [t.config for t in up.trials[:initial]]
+    # A searcher blind to the values would propose the same rows in both runs.
+    down_values = [bowl(t.config) for t in down.trials[initial:]]
+    up_values = [bowl(t.config) for t in up.trials[initial:]]
+    assert np.mean(down_values) + 0.2 < np.mean(up_values), (down_values, up_values)
+    assert down.best.value == min(t.value for t in down.trials)
 
 
 def test_large_buffers_screen_fewer_random_rows():

@@ -71,13 +71,15 @@ def test_parego_scalarisation_matches_a_hand_computation():
     np.testing.assert_allclose(np.asarray(scalar), by_hand, rtol=1e-6)
 
 
-def test_simplex_weights_are_nonnegative_and_sum_to_one():
-    keys = jax.random.split(jax.random.key(0), 500)
-    weights = jax.vmap(lambda k: acq.simplex_weights(k, 3))(keys)
-    assert np.all(np.asarray(weights) >= 0)
-    np.testing.assert_allclose(np.asarray(weights.sum(1)), 1.0, rtol=1e-6)
-    # Uniform on the simplex: each coordinate has mean 1/3.
-    np.testing.assert_allclose(np.asarray(weights.mean(0)), 1 / 3, atol=0.03)
+def test_simplex_weights_are_uniform_on_the_simplex():
+    keys = jax.random.split(jax.random.key(0), 2000)
+    weights = np.asarray(jax.vmap(lambda k: acq.simplex_weights(k, 3))(keys))
+    assert np.all(weights >= 0)
+    np.testing.assert_allclose(weights.sum(1), 1.0, rtol=1e-6)
+    # Uniform on the simplex of three weights, each weight is Beta(1, 2) distributed; any
+    # symmetric distribution would give each the mean 1/3, but not this law.
+    for column in weights.T:
+        assert stats.kstest(column, stats.beta(1, 2).cdf).pvalue > 0.01
 
 
 def test_targets_impute_failures_per_output_and_take_the_log_of_cost():
@@ -153,9 +155,10 @@ def test_several_objectives_through_tune():
                        searcher_options={"num_initial": 4, "num_screen": 256, "num_starts": 4,
                                          "ascent_steps": 15, "fit_evaluations": 15})
     assert len(result.trials) == 9
-    # The model-based trials learn that y only hurts: they keep it smaller than random.
+    # The model-based trials learn that y only hurts: most of them set it to (nearly) 0,
+    # where three of five random draws land about one time in a thousand.
     later_y = [t.config["y"] for t in result.trials[4:]]
-    assert np.median(later_y) < 0.3, later_y
+    assert np.median(later_y) < 0.05, later_y
 
 
 @pytest.mark.parametrize("options, parameter", [
