@@ -1,4 +1,4 @@
-"""Wall-clock of one BO ask (model fit + acquisition) against the number of observations.
+"""Time of one BO ask (model fit + acquisition) against the number of observations.
 
 For d = 6 (Hartmann-6) and n observations, the searcher is told n quasi-random
 rows at once, then asked for one row at a time (each row told before the next
@@ -9,13 +9,21 @@ way when optuna (and torch) are installed.
 Where the time goes: the ``pieces`` table times jhpo's kernels one by one at
 each n: the log marginal likelihood and its gradient through our custom VJP
 versus reverse-mode through ``jnp.linalg.cholesky``, the fit with restarts, the
-refinement between restarts, and one acquisition maximisation.
+refinement between restarts, one acquisition maximisation, and the compilation
+of the fit kernel.
 
 Timings on a machine whose cores are shared are noisy; ``--cpu 0`` pins the
 process to one core before JAX starts its thread pool, which on small virtual
-machines removes long stalls from threads waiting on each other.
+machines removes long stalls from threads waiting on each other. Where other
+processes share that core, ``--clock process`` counts the CPU seconds of this
+process (every thread) instead of wall-clock seconds: what the ask costs rather
+than how long it waited. ``--no-pieces`` skips the pieces table, whose kernels are
+the searcher's internals; without it the script runs against another checkout of
+jhpo (``PYTHONPATH=OTHER python benchmarks/bo_latency.py --no-pieces``), for a
+comparison before and after a change.
 
     python benchmarks/bo_latency.py [--quick] [--json PATH] [--cpu N] [--sizes N ...]
+        [--repeats N] [--clock wall|process] [--no-pieces] [--no-optuna]
 """
 
 from __future__ import annotations
@@ -33,7 +41,13 @@ def parse_args():
     parser.add_argument("--no-optuna", action="store_true", help="skip Optuna even if installed")
     parser.add_argument("--sizes", type=int, nargs="+", default=None,
                         help="numbers of observations (default 50 100 200 400 800)")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall-clock seconds, or this process's CPU seconds")
+    parser.add_argument("--no-pieces", action="store_true", help="skip the pieces table")
     return parser.parse_args()
+
+
+CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
 
 
 def median_ms(seconds):
@@ -53,7 +67,7 @@ def observations(problem, n, seed=0):
     return rows, jnp.asarray(values, jnp.float32)
 
 
-def time_jhpo(problem, n, repeats):
+def time_jhpo(problem, n, repeats, clock):
     import jax
     import jax.numpy as jnp
 
@@ -64,23 +78,24 @@ def time_jhpo(problem, n, repeats):
     state = searcher.tell(searcher.init(jax.random.key(0)), rows, values)
     seconds = []
     for i in range(repeats + 1):
-        start = time.perf_counter()
+        start = clock()
         row, state, _ = searcher.ask(state, jax.random.key(i), 1)
         jax.block_until_ready(row)
-        seconds.append(time.perf_counter() - start)
+        seconds.append(clock() - start)
         value = problem(problem.space.to_configs(row)[0])
         state = searcher.tell(state, row, jnp.asarray([value], jnp.float32))
     ask = statistics.median(seconds[1:])
     return ask, max(seconds[0] - ask, 0.0)
 
 
-def time_pieces(problem, n, repeats):
+def time_pieces(problem, n, repeats, clock):
     """Seconds per call of each jhpo kernel at n observations (compiled first)."""
     import jax
     import jax.numpy as jnp
 
     from jhpo import gp
     from jhpo.searchers import bo as bo_module
+    from jhpo.searchers.bo.targets import fit_data
 
     searcher = bo_module.bo(problem.space)
     rows, values = observations(problem, n)
@@ -88,8 +103,9 @@ def time_pieces(problem, n, repeats):
     _, state, _ = searcher.ask(state, jax.random.key(0), 1)  # fitted, with one row pending
     config = bo_module.make_config(problem.space)
     with jax.enable_x64(True):
-        x, y, mask = bo_module._fit_data(state.observed, config.fit.warp)
-        params = jax.tree.map(lambda p: p.astype(jnp.float64), state.params)
+        x, targets, mask = fit_data(config.outputs, state.observed, warp=config.fit.warp)
+        y = targets[:, 0]  # one objective: one GP
+        params = jax.tree.map(lambda p: p[0].astype(jnp.float64), state.params)
         exact = jnp.count_nonzero(mask)
         x_exact, y_exact = x[:exact], y[:exact]
 
@@ -105,32 +121,53 @@ def time_pieces(problem, n, repeats):
             "grad_custom_vjp": jax.jit(jax.grad(lambda p: gp.log_marginal_likelihood(p, x, y, mask))),
             "grad_through_cholesky": jax.jit(jax.grad(through_cholesky)),
         }
-        result = {name: _seconds(lambda f=f: f(params), repeats) for name, f in kernels.items()}
+        result = {name: _seconds(lambda f=f: f(params), repeats, clock)
+                  for name, f in kernels.items()}
     key = jax.random.key(1)
     due = state._replace(restarted_at=jnp.zeros((), jnp.int32))
     not_due = state._replace(restarted_at=jnp.asarray(state.observed.count, jnp.int32))
     result["fit_with_restarts"] = _seconds(
-        lambda: bo_module.update_fit(config, due, key).params, repeats)
+        lambda: bo_module.update_fit(config, due, key).params, repeats, clock)
     result["fit_between_restarts"] = _seconds(
-        lambda: bo_module.update_fit(config, not_due, key).params, repeats)
+        lambda: bo_module.update_fit(config, not_due, key).params, repeats, clock)
     result["acquisition"] = _seconds(
-        lambda: bo_module.propose(problem.space, config, state, key), repeats)
+        lambda: bo_module.propose(problem.space, config, state, key), repeats, clock)
+    result["fit_compile"] = _compile_seconds(config, state, key, clock)
     return result
 
 
-def _seconds(call, repeats):
+def _compile_seconds(config, state, key, clock):
+    """Seconds to trace, lower and compile the fit kernel for the state's buffers, the
+    least of three tries (JAX's caches, which hold it, are cleared before each)."""
+    import jax
+    import jax.numpy as jnp
+
+    from jhpo.searchers.bo.kernels import fit_kernel
+
+    seconds = []
+    for _ in range(3):
+        jax.clear_caches()
+        with jax.enable_x64(True):
+            start = clock()
+            fit_kernel.lower(config.fit, config.outputs, state.observed, None, state.params,
+                             key, jnp.asarray(True)).compile()
+            seconds.append(clock() - start)
+    return min(seconds)
+
+
+def _seconds(call, repeats, clock):
     import jax
 
     jax.block_until_ready(call())
     seconds = []
     for _ in range(max(repeats, 3)):
-        start = time.perf_counter()
+        start = clock()
         jax.block_until_ready(call())
-        seconds.append(time.perf_counter() - start)
+        seconds.append(clock() - start)
     return statistics.median(seconds)
 
 
-def time_optuna(problem, n, repeats):
+def time_optuna(problem, n, repeats, clock):
     import numpy as np
     import optuna
 
@@ -146,9 +183,9 @@ def time_optuna(problem, n, repeats):
             params=config, distributions=distributions, value=float(value)))
     seconds = []
     for _ in range(repeats + 1):
-        start = time.perf_counter()
+        start = clock()
         trial = study.ask(distributions)
-        seconds.append(time.perf_counter() - start)
+        seconds.append(clock() - start)
         study.tell(trial, problem(trial.params))
     ask = statistics.median(seconds[1:])
     return ask, max(seconds[0] - ask, 0.0)
@@ -157,6 +194,7 @@ def time_optuna(problem, n, repeats):
 def main():
     args = parse_args()
     pin_cpu(args.cpu)
+    clock = CLOCKS[args.clock]
     from jhpo import problems
 
     sizes = args.sizes or ([50, 200] if args.quick else [50, 100, 200, 400, 800])
@@ -168,20 +206,22 @@ def main():
     if use_optuna:
         report["optuna_gp"] = {"n": [], "ask_s": [], "compile_s": []}
     for n in sizes:
-        ask, compile_s = time_jhpo(problem, n, repeats)
+        ask, compile_s = time_jhpo(problem, n, repeats, clock)
         _record(report["jhpo"], n, ask, compile_s)
-        pieces = time_pieces(problem, n, repeats)
-        report["jhpo_pieces"]["n"].append(n)
-        for name, seconds in pieces.items():
-            report["jhpo_pieces"].setdefault(name + "_s", []).append(seconds)
+        if not args.no_pieces:
+            pieces = time_pieces(problem, n, repeats, clock)
+            report["jhpo_pieces"]["n"].append(n)
+            for name, seconds in pieces.items():
+                report["jhpo_pieces"].setdefault(name + "_s", []).append(seconds)
         line = f"n={n:4d} jhpo ask {1e3 * ask:8.1f} ms (compile {compile_s:5.1f} s)"
         if use_optuna:
-            ask_o, compile_o = time_optuna(problem, n, repeats)
+            ask_o, compile_o = time_optuna(problem, n, repeats, clock)
             _record(report["optuna_gp"], n, ask_o, compile_o)
             line += f"  optuna GPSampler {1e3 * ask_o:8.1f} ms  ratio {ask_o / ask:5.1f}x"
         print(line, flush=True)
     report["versions"] = versions(devices=True, extras=("optuna", "torch"))
-    report["settings"] = {"dim": 6, "problem": problem.name, "repeats": repeats, "cpu": args.cpu}
+    report["settings"] = {"dim": 6, "problem": problem.name, "repeats": repeats, "cpu": args.cpu,
+                          "clock": args.clock}
     print_tables(report)
     write_json(args.json, report, indent=2)
 
@@ -195,7 +235,8 @@ def _record(table, n, ask, compile_s):
 def print_tables(report):
     jhpo_table = report["jhpo"]
     optuna = report.get("optuna_gp")
-    print("\nmedian seconds of one ask, d = 6 (compile time apart)")
+    clock = report["settings"]["clock"]
+    print(f"\nmedian seconds of one ask, d = 6 (compile time apart; {clock} clock)")
     header = "| n | jhpo bo ask (ms) | jhpo compile (s) |"
     header += " Optuna GPSampler ask (ms) | speed-up |" if optuna else ""
     print(header)
@@ -207,6 +248,8 @@ def print_tables(report):
         print(row)
     pieces = report["jhpo_pieces"]
     names = [k for k in pieces if k != "n"]
+    if not names:
+        return
     print("\nwhere jhpo's time goes (ms per call)")
     print("| n | " + " | ".join(k[:-2] for k in names) + " |")
     print("|---|" + "---|" * len(names))

@@ -13,7 +13,10 @@ repeats, as random search, returns all True.
 
 Observations live in fixed-capacity buffers with a mask. Capacity doubles when full, so a
 jitted kernel over a buffer compiles once per power of two, not once per trial. The
-doubling reads the buffer's fill level, so ``append`` is called outside ``jit``.
+doubling reads the buffer's fill level back to the host (a capacity is a static shape), so
+``append`` is called outside ``jit`` and waits for the device; a caller that already
+holds the fill level on the host grows the buffer itself (``compact``, ``grow``,
+``capacity_for``) and writes with ``write_after_filled``, which reads nothing back.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class Buffer(NamedTuple):
 
     @property
     def count(self) -> int:
+        """The number of filled slots, read back to the host: it waits for the device."""
         return int(jnp.sum(self.mask))
 
 
@@ -106,7 +110,7 @@ def append(buffer: Buffer, x: jax.Array, y: jax.Array | None = None) -> Buffer:
             f"values per row for {x.shape[0]} rows"
         )
     buffer = grow(compact(buffer), capacity_for(buffer.count + x.shape[0]))
-    return _write_at_end(buffer, x, y)
+    return write_after_filled(buffer, x, y)
 
 
 @jax.jit
@@ -117,7 +121,13 @@ def compact(buffer: Buffer) -> Buffer:
 
 
 @jax.jit
-def _write_at_end(buffer: Buffer, x: jax.Array, y: jax.Array) -> Buffer:
+def write_after_filled(buffer: Buffer, x: jax.Array, y: jax.Array) -> Buffer:
+    """Rows ``x`` (float32, 2-D) and their values ``y`` written into the slots after the
+    filled ones, without reading anything back to the host.
+
+    The buffer must be compacted and have room for the rows (see ``append``): the write
+    position is clamped to the capacity, so rows beyond it would overwrite filled slots.
+    """
     start = jnp.sum(buffer.mask)
     return Buffer(
         x=jax.lax.dynamic_update_slice(buffer.x, x, (start, 0)),

@@ -55,7 +55,7 @@ def quasirandom(space: Space, *, num_objectives: int = 1, num_constraints: int =
     The point index is the number of trials already observed or pending, so a run that is
     resumed from its records continues the same sequence.
     """
-    bases = jnp.asarray(_first_primes(len(space.names)), jnp.int32)
+    bases = halton_bases(space)
     outputs = num_objectives + num_constraints + int(cost_aware)
 
     def init(key: jax.Array) -> QuasiRandomState:
@@ -65,7 +65,7 @@ def quasirandom(space: Space, *, num_objectives: int = 1, num_constraints: int =
     def ask(state: QuasiRandomState, key: jax.Array, n: int):
         del key  # the scrambling drawn at init is the only randomness
         start = state.observed.count + state.pending.count
-        rows = _halton_rows(space, state.permutations, bases, start, n)
+        rows = halton_rows(space, state.permutations, start, n)
         return rows, record_asked(state, rows), jnp.ones(n, bool)
 
     return Searcher(init, ask, record_told)
@@ -113,8 +113,15 @@ def _halton_unit(permutations, bases, start, n_template):
     return scrambled_halton(permutations, bases, indices)
 
 
-def _halton_rows(space: Space, permutations, bases, start: int, n: int) -> jax.Array:
-    unit = _halton_unit(permutations, bases, jnp.int32(start), jnp.zeros(n))
+def halton_bases(space: Space) -> jax.Array:
+    """The Halton bases of ``space``: the first primes, one per parameter."""
+    return jnp.asarray(_first_primes(len(space.names)), jnp.int32)
+
+
+def halton_rows(space: Space, permutations: jax.Array, start: int, n: int) -> jax.Array:
+    """Rows ``start`` to ``start + n - 1`` of the scrambled Halton sequence of ``space``
+    (``permutations`` as drawn by ``quasirandom``'s ``init``)."""
+    unit = _halton_unit(permutations, halton_bases(space), jnp.int32(start), jnp.zeros(n))
     return _jitted_from_unit(space, unit)
 
 

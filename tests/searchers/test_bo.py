@@ -11,8 +11,9 @@ import pytest
 
 import jhpo
 from jhpo import problems
-from jhpo.searchers import bo as bo_module
 from jhpo.searchers import make
+from jhpo.searchers.base import Buffer, append
+from jhpo.searchers.bo import Outputs, kernels, make_config, targets
 from jhpo.space import Space
 
 # One space and one set of options for most tests, so they share compiled kernels.
@@ -85,13 +86,45 @@ def test_single_observation_is_enough():
     assert_fresh_valid_rows(batch, state)
 
 
+HOST_READS = ("__int__", "__float__", "__bool__", "__index__", "__array__", "item", "tolist")
+
+
+def count_host_reads(monkeypatch) -> list:
+    """Record every conversion of a JAX array to a host value from now on: each waits for
+    the device (``int(x)``, ``bool(x)``, ``x.tolist()``, ...)."""
+    reads = []
+    array_type = type(jnp.zeros(()))
+    for name in HOST_READS:
+        def read(self, *args, _original=getattr(array_type, name), _name=name, **kwargs):
+            reads.append(_name)
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(array_type, name, read)
+    return reads
+
+
+@pytest.mark.parametrize("num_told", [1, 5], ids=["initial design", "model"])
+def test_an_ask_reads_the_device_once_and_grows_pending_as_append_does(monkeypatch, num_told):
+    searcher = make("bo", SPACE, **OPTIONS)
+    rows = sample(jax.random.key(13), num_told)
+    state = observed_state(searcher, rows, objective(rows))
+    num_asked = 9 if num_told < OPTIONS["num_initial"] else 2  # 9 outgrow 8 pending slots
+    searcher.ask(state, jax.random.key(14), num_asked)  # compiled before counting
+    reads = count_host_reads(monkeypatch)
+    asked, state_after, _ = searcher.ask(state, jax.random.key(15), num_asked)
+    assert reads == ["tolist"]  # the fill levels, read together (read_fill_levels)
+    monkeypatch.undo()
+    expected = append(state.pending, asked)
+    for ours, reference in zip(state_after.pending, expected):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(reference))
+
+
 def test_failed_trials_are_read_as_the_worst_value():
-    observed = bo_module.Buffer(
+    observed = Buffer(
         x=jnp.zeros((4, 2)), y=jnp.asarray([1.0, jnp.nan, 3.0, jnp.nan]),
         mask=jnp.asarray([True, True, True, False]))
     with jax.enable_x64(True):
-        imputed = bo_module._imputed_targets(observed)
-    np.testing.assert_array_equal(np.asarray(imputed)[:3], [1.0, 3.0, 3.0])
+        imputed = targets.output_targets(Outputs(), observed, None)
+    np.testing.assert_array_equal(np.asarray(imputed)[:3, 0], [1.0, 3.0, 3.0])
 
 
 def test_a_used_up_discrete_space_says_so_in_what_ask_returns():
@@ -141,8 +174,8 @@ def branin_run() -> BraninRun:
     """One sequential BO run on Branin, shared by the tests of compilation and of
     search quality (compiling the kernels is most of its cost)."""
     searcher = make("bo", BRANIN.space, **BRANIN_OPTIONS)
-    kernels = (bo_module._fit_kernel, bo_module._propose_kernel)
-    cached_before = [kernel._cache_size() for kernel in kernels]
+    compiled = (kernels.fit_kernel, kernels.propose_kernel)
+    cached_before = [kernel._cache_size() for kernel in compiled]
     events = []
     listener = lambda event, *_, **__: events.append(event)  # noqa: E731
     jax.monitoring.register_event_duration_secs_listener(listener)
@@ -162,7 +195,7 @@ def branin_run() -> BraninRun:
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
     run.cache_growth.extend(kernel._cache_size() - cached for kernel, cached
-                            in zip(kernels, cached_before))
+                            in zip(compiled, cached_before))
     return run
 
 
@@ -227,20 +260,34 @@ def test_works_through_optimizer_and_tune():
         configs = opt.ask(2)
         opt.tell(configs, [c["x"] + c["n"] / 10 for c in configs])
     assert len(opt.ask(1)) == 1
-    result = jhpo.tune(lambda c: (c["x"] - 0.3) ** 2 + c["n"] / 10, SPACE, searcher="bo",
-                       num_trials=6, seed=1, progress=False, searcher_options=OPTIONS)
-    assert len(result.trials) == 6 and result.best.value <= 1.0
+
+    def bowl(config):
+        return (config["x"] - 0.3) ** 2 + config["n"] / 10
+
+    # Minimising the bowl and minimising its negative: the same initial design, then
+    # model-based trials that go down the bowl in one run and up it in the other.
+    down, up = (jhpo.tune(lambda c, sign=sign: sign * bowl(c), SPACE, searcher="bo",
+                          num_trials=6, seed=1, progress=False, searcher_options=OPTIONS)
+                for sign in (1.0, -1.0))
+    initial = OPTIONS["num_initial"]
+    assert len(down.trials) == 6
+    assert [t.config for t in down.trials[:initial]] == [t.config for t in up.trials[:initial]]
+    # A searcher blind to the values would propose the same rows in both runs.
+    down_values = [bowl(t.config) for t in down.trials[initial:]]
+    up_values = [bowl(t.config) for t in up.trials[initial:]]
+    assert np.mean(down_values) + 0.2 < np.mean(up_values), (down_values, up_values)
+    assert down.best.value == min(t.value for t in down.trials)
 
 
 def test_large_buffers_screen_fewer_random_rows():
-    config = bo_module.make_config(SPACE).propose.maximize
-    assert bo_module._screen_effort(config, 128) == config
-    fewer = bo_module._screen_effort(config, 1024)
+    config = make_config(SPACE).propose.maximize
+    assert kernels.screen_effort(config, 128) == config
+    fewer = kernels.screen_effort(config, 1024)
     assert fewer.num_screen == config.num_screen // 8
     assert fewer._replace(num_screen=config.num_screen) == config  # nothing else changes
     # Never fewer rows than ascent starts.
     tiny = config._replace(num_screen=16)
-    assert bo_module._screen_effort(tiny, 4096).num_screen == config.num_starts
+    assert kernels.screen_effort(tiny, 4096).num_screen == config.num_starts
 
 
 @pytest.mark.parametrize("options, parameter", [

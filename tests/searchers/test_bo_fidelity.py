@@ -89,7 +89,10 @@ def test_bo_with_asha_learns_from_stopped_trials_and_never_repeats(tmp_path):
     assert statuses.count("stopped") >= 4  # stopped trials were told at their low rung
     xs = [t.config["x"] for t in result.trials]
     assert len(set(xs)) == len(xs)
-    assert abs(result.best.config["x"] - 0.6) < 0.15
+    # Random search lands this close to 0.6 in 14 trials about one time in eight, and puts
+    # three of its last five there about one time in a thousand.
+    assert abs(result.best.config["x"] - 0.6) < 0.005
+    assert abs(np.median(xs[-5:]) - 0.6) < 0.02
     # a resumed run tells the recorded trials the same rows, fidelity included
     again = jhpo.tune(learning_curve_objective, SPACE, searcher="bo", metric="error",
                       num_trials=15, scheduler="asha", seed=1, progress=False,

@@ -9,8 +9,9 @@ from scipy import stats
 import jhpo
 from jhpo import acquisition as acq
 from jhpo import problems
-from jhpo.searchers import bo as bo_module
 from jhpo.searchers import make
+from jhpo.searchers.base import Buffer
+from jhpo.searchers.bo import Outputs, targets
 
 # One layout (an objective, a constraint, the cost) and one set of options for the
 # searching tests, so that they share compiled kernels: a constant cost makes the cost
@@ -70,27 +71,29 @@ def test_parego_scalarisation_matches_a_hand_computation():
     np.testing.assert_allclose(np.asarray(scalar), by_hand, rtol=1e-6)
 
 
-def test_simplex_weights_are_nonnegative_and_sum_to_one():
-    keys = jax.random.split(jax.random.key(0), 500)
-    weights = jax.vmap(lambda k: acq.simplex_weights(k, 3))(keys)
-    assert np.all(np.asarray(weights) >= 0)
-    np.testing.assert_allclose(np.asarray(weights.sum(1)), 1.0, rtol=1e-6)
-    # Uniform on the simplex: each coordinate has mean 1/3.
-    np.testing.assert_allclose(np.asarray(weights.mean(0)), 1 / 3, atol=0.03)
+def test_simplex_weights_are_uniform_on_the_simplex():
+    keys = jax.random.split(jax.random.key(0), 2000)
+    weights = np.asarray(jax.vmap(lambda k: acq.simplex_weights(k, 3))(keys))
+    assert np.all(weights >= 0)
+    np.testing.assert_allclose(weights.sum(1), 1.0, rtol=1e-6)
+    # Uniform on the simplex of three weights, each weight is Beta(1, 2) distributed; any
+    # symmetric distribution would give each the mean 1/3, but not this law.
+    for column in weights.T:
+        assert stats.kstest(column, stats.beta(1, 2).cdf).pvalue > 0.01
 
 
 def test_targets_impute_failures_per_output_and_take_the_log_of_cost():
-    outputs = bo_module.Outputs(num_objectives=1, num_constraints=1, cost_aware=True)
-    observed = bo_module.Buffer(
+    outputs = Outputs(num_objectives=1, num_constraints=1, cost_aware=True)
+    observed = Buffer(
         x=jnp.zeros((4, 2)),
         y=jnp.asarray([[1.0, 0.5, 10.0], [np.nan, np.nan, 100.0], [3.0, -2.0, np.nan],
                        [7.0, 7.0, 7.0]]),
         mask=jnp.asarray([True, True, True, False]))
     with jax.enable_x64(True):
-        targets = bo_module._output_targets(outputs, observed, jnp.ones(1))
-        feasible = bo_module._feasible_rows(outputs, observed)
+        modelled = targets.output_targets(outputs, observed, None)
+        feasible = targets.feasible_rows(outputs, observed)
     # Failed entries read as the worst: largest objective, smallest constraint, largest cost.
-    np.testing.assert_allclose(np.asarray(targets)[:3],
+    np.testing.assert_allclose(np.asarray(modelled)[:3],
                                [[1.0, 0.5, np.log(10.0)], [3.0, -2.0, np.log(100.0)],
                                 [3.0, -2.0, np.log(100.0)]], rtol=1e-6)
     np.testing.assert_array_equal(np.asarray(feasible), [True, False, False, False])
@@ -152,9 +155,10 @@ def test_several_objectives_through_tune():
                        searcher_options={"num_initial": 4, "num_screen": 256, "num_starts": 4,
                                          "ascent_steps": 15, "fit_evaluations": 15})
     assert len(result.trials) == 9
-    # The model-based trials learn that y only hurts: they keep it smaller than random.
+    # The model-based trials learn that y only hurts: most of them set it to (nearly) 0,
+    # where three of five random draws land about one time in a thousand.
     later_y = [t.config["y"] for t in result.trials[4:]]
-    assert np.median(later_y) < 0.3, later_y
+    assert np.median(later_y) < 0.05, later_y
 
 
 @pytest.mark.parametrize("options, parameter", [

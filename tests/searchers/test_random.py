@@ -1,10 +1,14 @@
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy.stats import qmc
 
 import jhpo
 from jhpo.searchers import make
+from jhpo.searchers.random import halton_bases, quasirandom, scrambled_halton
 from jhpo.space import Space
 
 SPACE = Space({"x": jhpo.uniform(0, 1), "y": jhpo.uniform(0, 1), "c": jhpo.choice(["a", "b", "c"])})
@@ -32,6 +36,55 @@ def test_quasirandom_stratifies_each_parameter():
     assert sorted(np.floor(x * 64).astype(int)) == list(range(64))
     rows81, _, _ = make("quasirandom", space).ask(searcher.init(jax.random.key(7)), jax.random.key(0), 81)
     assert sorted(np.floor(np.asarray(rows81[:, 1]) * 81).astype(int)) == list(range(81))
+
+
+def fills_every_box(points: np.ndarray, divisions: tuple[int, ...]) -> bool:
+    """Whether ``points`` (one per box) put exactly one point in each box of the grid that
+    cuts coordinate i of the unit cube into ``divisions[i]`` equal intervals."""
+    boxes = {tuple(int(p * d) for p, d in zip(point, divisions)) for point in points}
+    return len(points) == int(np.prod(divisions)) == len(boxes)
+
+
+def halton_strata(bases: list[int], num_points: int):
+    """Blocks of a Halton sequence and the grids each fills, as ``(first, count, divisions)``.
+
+    In base b the points m b^k to (m + 1) b^k - 1 share their digits beyond the k-th
+    and run through every k-digit prefix, so they fill the b^k intervals of the unit
+    line; by the Chinese remainder theorem the first b1^k1 b2^k2 points fill the
+    b1^k1 x b2^k2 boxes of two coordinates. Digit permutations (scrambling) keep both.
+    """
+    for column, base in enumerate(bases):
+        count = base
+        while count <= num_points:
+            for first in range(0, num_points - count + 1, count):
+                yield first, count, {column: count}
+            count *= base
+    for (a, base_a), (b, base_b) in itertools.combinations(enumerate(bases), 2):
+        for count_a, count_b in [(base_a, base_b), (base_a**2, base_b), (base_a**3, base_b**2)]:
+            if count_a * count_b <= num_points:
+                yield 0, count_a * count_b, {a: count_a, b: count_b}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_scrambled_halton_has_the_strata_of_scipys_halton(seed):
+    space = Space({name: jhpo.uniform(0, 1) for name in "abcd"})
+    bases = [int(b) for b in halton_bases(space)]
+    assert bases == [2, 3, 5, 7]
+    num_points = 343
+    permutations = quasirandom(space).init(jax.random.key(seed)).permutations
+    ours = np.asarray(scrambled_halton(permutations, halton_bases(space), jnp.arange(num_points)))
+    reference = qmc.Halton(d=len(bases), scramble=True, seed=seed).random(num_points)
+    checked = 0
+    for first, count, grid in halton_strata(bases, num_points):
+        columns, divisions = list(grid), tuple(grid.values())
+        assert fills_every_box(reference[first:first + count, columns], divisions)
+        assert fills_every_box(ours[first:first + count, columns], divisions), (first, grid)
+        checked += 1
+    assert checked > 300
+    # Scrambled: another key, other points (the strata alone say nothing about this).
+    other = quasirandom(space).init(jax.random.key(seed + 10)).permutations
+    assert not np.allclose(ours, np.asarray(scrambled_halton(other, halton_bases(space),
+                                                             jnp.arange(num_points))))
 
 
 def test_quasirandom_continues_the_sequence_across_asks_and_tells():

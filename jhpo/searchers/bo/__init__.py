@@ -1,0 +1,196 @@
+"""Bayesian optimization: GPs (``jhpo.gp``) and LogEI or UCB (``jhpo.acquisition``).
+
+The first ``num_initial`` trials come from the scrambled Halton sequence of
+``quasirandom``; after that each ask updates the GPs' hyperparameters once and maximises
+the acquisition function once per requested row. Pending rows count as the worst value
+observed so far (a constant liar), so a batch spreads out; failed trials (NaN) count as
+the worst value of each output. The GPs run in float64 inside a scoped
+``jax.enable_x64(True)``: the process-wide flag and float32 training code are untouched.
+
+``docs/design/bo.md`` explains the choices (fitting schedule, liar, ParEGO, constraints,
+cost, fidelity) and the measurements behind them. The modules: ``options`` (validation and
+the static records), ``targets`` (what each GP models), ``kernels`` (the compiled fit and
+proposal programs).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jhpo import acquisition as acq
+from jhpo import gp
+from jhpo.searchers.base import (Buffer, Searcher, capacity_for, compact, empty_buffer, grow,
+                                 record_told, write_after_filled)
+from jhpo.searchers.bo.kernels import first_untaken, fit_kernel, propose_kernel
+from jhpo.searchers.bo.options import BOConfig, Outputs, check_count, make_config
+from jhpo.searchers.random import halton_rows, quasirandom
+from jhpo.space import Space
+
+__all__ = ["BOConfig", "BOState", "FillLevels", "Outputs", "bo", "make_config", "propose",
+           "read_fill_levels", "update_fit"]
+
+
+class BOState(NamedTuple):
+    observed: Buffer
+    pending: Buffer
+    permutations: jax.Array  # digit scrambling of the initial Halton design
+    params: gp.GPParams  # float32 copy of the last fit, one per modelled output; the warm start
+    restarted_at: jax.Array  # number of observations at the last fit with restarts
+
+
+def bo(space: Space, **options) -> Searcher:
+    """Gaussian-process Bayesian optimization over ``space``.
+
+    Options (all keyword):
+    num_initial: quasi-random trials before the GP takes over; default
+        ``clip(2 * number of parameters, 4, 10)``.
+    warp (False): model the normal scores of the objective's ranks instead of its
+        values (see ``jhpo.gp.rank_warp``): robust to heavy tails and outliers, but it
+        discards magnitudes, and on Branin with 20 evaluations it did clearly worse
+        than the plain values, hence off by default.
+    acquisition: "logei" (log expected improvement, default) or "ucb" (with
+        ``ucb_beta``, default 4).
+    num_restarts (8), fit_evaluations (30): the hyperparameter fit with restarts, all
+        run together in one ``vmap`` (the first start is the previous fit), with
+        ``fit_evaluations`` L-BFGS iterations each. It runs when the number of
+        observations has grown by the factor ``refit_growth`` (1.25) since the
+        last one; in between, ``refine_evaluations`` (5) iterations update the
+        previous fit.
+    fit_subset (64): restarts see at most this many observations (a random
+        subset), since their cost grows with the cube of the count; the winner
+        is then refined on all of them. Beyond this many observations the
+        hyperparameters are only updated by those restarts.
+    num_screen (2048), num_starts (8), ascent_steps (40), ascent_learning_rate
+        (0.03): acquisition maximisation effort (random rows screened, ascent starts,
+        Adam steps and the first step's size). Buffers of more than 128 observations
+        screen proportionally fewer random rows (the cost of each grows with the
+        square of the count).
+    num_local (256): rows screened near the best observation as well, at
+        distances from 0.0001 to 0.2 of the unit cube (see ``acq.maximize``).
+    num_objectives (1), num_constraints (0), cost_aware (False): the values told
+        per trial, laid out as in ``jhpo.goal``. Several objectives are scalarised
+        by ParEGO with fresh random weights per ask; each constraint ``c > 0`` gets a
+        GP whose log probability of feasibility is added to LogEI (feasibility alone
+        steers while nothing feasible is known); the cost's log gets a GP whose mean
+        is subtracted.
+    cost_exponent (1.0, with ``cost_aware``): the acquisition is LogEI minus this
+        times the expected log cost, that is log(EI / cost^exponent). 1 is EI per
+        unit cost; 2 avoids expensive rows more strongly.
+    multi_fidelity (False): each told row ends with the trial's fidelity in [0, 1]
+        (``jhpo.goal.Goal.fidelity_of``); the GPs take it as one more input and the
+        acquisition looks at fidelity 1. ``jhpo.tune`` and ``jhpo.tune_population`` turn
+        it on for ``searcher="bo"`` with a rung scheduler.
+    """
+    if not isinstance(space, Space):
+        space = Space(space)
+    if not space.names:
+        raise ValueError("bo needs a space with at least one tunable parameter")
+    config = make_config(space, **options)
+    outputs = config.outputs
+    initial = quasirandom(space)
+
+    def init(key: jax.Array) -> BOState:
+        start = initial.init(key)
+        observed = empty_buffer(space.dim, outputs=outputs.told)
+        params = gp.default_params(space.dim + int(outputs.multi_fidelity))
+        params = jax.tree.map(lambda p: jnp.broadcast_to(p, (outputs.modelled,) + p.shape), params)
+        return BOState(observed, start.pending, start.permutations, params,
+                       jnp.zeros((), jnp.int32))
+
+    def ask(state: BOState, key: jax.Array, n: int) -> tuple[jax.Array, BOState, jax.Array]:
+        check_count("n", n, 1)
+        levels = read_fill_levels(state)
+        fit_key, *row_keys = jax.random.split(key, n + 1)
+        weights = parego_weights(outputs, fit_key)
+        initial_design = levels.observed < config.num_initial
+        if not initial_design:  # once per ask: only real observations move the fit
+            state = update_fit(config, state, fit_key, weights, levels)
+        rows, fresh = [], []
+        for asked, row_key in enumerate(row_keys):
+            num_pending = levels.pending + asked
+            if initial_design:
+                row = halton_rows(space, state.permutations, levels.observed + num_pending, 1)[0]
+                row, found = first_untaken(space, row, state.observed, state.pending, row_key)
+            else:
+                row, found = propose(space, config, state, row_key, weights)
+            state = state._replace(pending=_add_pending(state.pending, num_pending, row))
+            rows.append(row)
+            fresh.append(found)
+        return jnp.stack(rows), state, jnp.stack(fresh)
+
+    return Searcher(init, ask, record_told)
+
+
+class FillLevels(NamedTuple):
+    """What an ask decides on, copied to the host: the rows observed and pending, and the
+    number of observations at the last fit with restarts."""
+
+    observed: int
+    pending: int
+    restarted_at: int
+
+
+@jax.jit
+def _fill_level_array(state: BOState) -> jax.Array:
+    return jnp.stack([state.observed.mask.sum(), state.pending.mask.sum(),
+                      state.restarted_at]).astype(jnp.int32)
+
+
+def read_fill_levels(state: BOState) -> FillLevels:
+    """The state's ``FillLevels``: the one read back to the host, and the one wait for the
+    device, of an ask.
+
+    It is inherent: whether the initial design or the GP proposes, whether the fit
+    restarts, and the capacity the pending buffer grows to (a static shape) are decided
+    on the host. Everything else in the ask stays on the device.
+    """
+    return FillLevels(*_fill_level_array(state).tolist())
+
+
+def _add_pending(pending: Buffer, count: int, row: jax.Array) -> Buffer:
+    """``base.append`` of ``row`` to ``pending``, whose ``count`` filled slots the caller
+    knows, so that nothing is read back from the device."""
+    room = grow(compact(pending), capacity_for(count + 1))
+    return write_after_filled(room, row[None], jnp.zeros((1,) + pending.y.shape[1:], jnp.float32))
+
+
+def parego_weights(outputs: Outputs, key: jax.Array) -> jax.Array | None:
+    """ParEGO's weights for one ask (shared by its fit and every row), or None with one
+    objective. Drawn from a key folded off ``key``, so ``key`` itself stays unused."""
+    if outputs.num_objectives == 1:
+        return None
+    return acq.simplex_weights(jax.random.fold_in(key, 1), outputs.num_objectives)
+
+
+def update_fit(config: BOConfig, state: BOState, key: jax.Array,
+               weights: jax.Array | None = None, levels: FillLevels | None = None) -> BOState:
+    """The state with every GP's hyperparameters fitted to its observations.
+
+    A fit with restarts once the data has grown by ``refit_growth`` since the last one.
+    In between, small buffers get a cheap refinement, and buffers larger than
+    ``fit_subset`` keep their hyperparameters: with hundreds of points one more barely
+    moves them, while a single evaluation of the objective costs as much as the whole
+    acquisition step. ``weights``: ParEGO's (``parego_weights``), for several objectives;
+    ``levels``: the state's ``FillLevels`` when the caller has read them already.
+    """
+    levels = levels or read_fill_levels(state)
+    restart = levels.observed >= config.refit_growth * levels.restarted_at
+    if not restart and state.observed.capacity > config.fit.fit_subset:
+        return state
+    with jax.enable_x64(True):
+        params = fit_kernel(config.fit, config.outputs, state.observed, weights, state.params,
+                            key, jnp.asarray(restart))
+    restarted_at = jnp.asarray(levels.observed, jnp.int32) if restart else state.restarted_at
+    return state._replace(params=params, restarted_at=restarted_at)
+
+
+def propose(space: Space, config: BOConfig, state: BOState, key: jax.Array,
+            weights: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """The acquisition maximiser given the state's fit, observations and pending rows, and
+    whether it is fresh (False: every candidate was already observed or pending)."""
+    with jax.enable_x64(True):
+        return propose_kernel(space, config.propose, config.outputs, state.params,
+                              state.observed, state.pending, weights, key)

@@ -1,0 +1,164 @@
+"""The options of the ``bo`` searcher: their validation, and the static records that
+reach the compiled kernels (hashable, so they key the kernels' jit caches)."""
+
+from __future__ import annotations
+
+import numbers
+from typing import NamedTuple
+
+from jhpo import acquisition as acq
+from jhpo.space import Space
+
+ACQUISITIONS = ("logei", "ucb")
+
+
+class FitConfig(NamedTuple):
+    """Static options of the fit kernel."""
+
+    warp: bool
+    num_restarts: int
+    fit_evaluations: int
+    refine_evaluations: int
+    fit_subset: int
+
+
+class ProposeConfig(NamedTuple):
+    """Static options of the proposal kernel."""
+
+    warp: bool
+    acquisition: str
+    ucb_beta: float
+    maximize: acq.MaximizeConfig
+    cost_exponent: float = 1.0
+
+
+class Outputs(NamedTuple):
+    """What is told per trial (see ``jhpo.goal``): objectives, constraints, cost, fidelity."""
+
+    num_objectives: int = 1
+    num_constraints: int = 0
+    cost_aware: bool = False
+    multi_fidelity: bool = False
+
+    @property
+    def told(self) -> int:
+        """Numbers told per trial."""
+        return (self.num_objectives + self.num_constraints + int(self.cost_aware)
+                + int(self.multi_fidelity))
+
+    @property
+    def modelled(self) -> int:
+        """GPs fitted: the (scalarised) objective, each constraint and the log cost."""
+        return 1 + self.num_constraints + int(self.cost_aware)
+
+
+class BOConfig(NamedTuple):
+    """Every option of the searcher. Only ``fit``, ``propose`` and ``outputs`` reach
+    the compiled kernels, so the other options never cause a recompilation."""
+
+    num_initial: int
+    refit_growth: float
+    fit: FitConfig
+    propose: ProposeConfig
+    outputs: Outputs = Outputs()
+
+
+def make_config(
+    space: Space,
+    *,
+    num_initial: int | None = None,
+    warp: bool = False,
+    acquisition: str = "logei",
+    ucb_beta: float = 4.0,
+    num_restarts: int = 8,
+    fit_evaluations: int = 30,
+    refine_evaluations: int = 5,
+    refit_growth: float = 1.25,
+    fit_subset: int = 64,
+    num_screen: int = 2048,
+    num_starts: int = 8,
+    ascent_steps: int = 40,
+    ascent_learning_rate: float = 0.03,
+    num_local: int = 256,
+    num_objectives: int = 1,
+    num_constraints: int = 0,
+    cost_aware: bool = False,
+    cost_exponent: float = 1.0,
+    multi_fidelity: bool = False,
+) -> BOConfig:
+    """Check the options of ``bo`` and gather them; see ``bo`` for their meaning."""
+    if num_initial is None:
+        num_initial = min(10, max(4, 2 * len(space.names)))
+    check_count("num_initial", num_initial, 1)
+    check_flag("warp", warp)
+    if acquisition not in ACQUISITIONS:
+        raise ValueError(f"acquisition={acquisition!r} must be one of {ACQUISITIONS}")
+    check_count("num_restarts", num_restarts, 1)
+    check_count("fit_evaluations", fit_evaluations, 0)
+    check_count("refine_evaluations", refine_evaluations, 0)
+    check_count("fit_subset", fit_subset, 2)
+    check_count("num_screen", num_screen, 1)
+    check_count("num_starts", num_starts, 1)
+    check_count("ascent_steps", ascent_steps, 0)
+    check_count("num_local", num_local, 0)
+    check_number("refit_growth", refit_growth, 1.0, allow_equal=True)
+    check_number("ucb_beta", ucb_beta, 0.0)
+    check_number("ascent_learning_rate", ascent_learning_rate, 0.0)
+    check_count("num_objectives", num_objectives, 1)
+    check_count("num_constraints", num_constraints, 0)
+    check_flag("cost_aware", cost_aware)
+    check_number("cost_exponent", cost_exponent, 0.0)
+    if cost_exponent != 1.0 and not cost_aware:
+        raise ValueError(f"cost_exponent={cost_exponent!r} only applies with cost_aware=True")
+    check_flag("multi_fidelity", multi_fidelity)
+    if acquisition == "ucb" and (num_constraints or cost_aware):
+        raise ValueError(
+            f"acquisition={acquisition!r} cannot be combined with constraints or cost_aware: "
+            "their log-probability and log-cost terms are added to LogEI; use 'logei'"
+        )
+    return BOConfig(
+        num_initial=int(num_initial),
+        refit_growth=float(refit_growth),
+        fit=FitConfig(
+            warp=warp,
+            num_restarts=int(num_restarts),
+            fit_evaluations=int(fit_evaluations),
+            refine_evaluations=int(refine_evaluations),
+            fit_subset=int(fit_subset),
+        ),
+        propose=ProposeConfig(
+            warp=warp,
+            acquisition=acquisition,
+            ucb_beta=float(ucb_beta),
+            maximize=acq.MaximizeConfig(
+                num_screen=int(num_screen),
+                num_starts=int(num_starts),
+                num_steps=int(ascent_steps),
+                learning_rate=float(ascent_learning_rate),
+                num_local=int(num_local),
+            ),
+            cost_exponent=float(cost_exponent),
+        ),
+        outputs=Outputs(int(num_objectives), int(num_constraints), cost_aware, multi_fidelity),
+    )
+
+
+def check_count(name: str, value, minimum: int) -> None:
+    """Raise a ValueError naming ``name`` unless ``value`` is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
+
+
+def check_number(name: str, value, bound: float, allow_equal: bool = False) -> None:
+    """Raise a ValueError naming ``name`` unless ``value`` is a real number above
+    ``bound`` (or equal to it, with ``allow_equal``)."""
+    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not is_number or not (value >= bound if allow_equal else value > bound):
+        relation = ">=" if allow_equal else ">"
+        raise ValueError(f"{name}={value!r} must be a number {relation} {bound:g}")
+
+
+def check_flag(name: str, value) -> None:
+    """Raise a ValueError naming ``name`` unless ``value`` is True or False."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}={value!r} must be True or False")
