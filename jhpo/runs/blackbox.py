@@ -175,7 +175,7 @@ def tune(
     ``report`` then raises and the trial is recorded as stopped, with its last value.
 
     Parallel trials: ``workers=k`` runs up to k trials at once, asynchronously: whenever a
-    worker is free the searcher is asked for one configuration, with every running trial
+    worker is free the searcher is asked for a configuration, with every running trial
     pending (BO's constant liar stands in for their values), and each finished trial is
     told at once. With ``backend="local"`` the workers are k long-lived processes on this
     machine (fresh interpreters; the objective is sent with cloudpickle, so closures and
@@ -250,7 +250,7 @@ def tune(
 
             run = BlackBoxRun(objective, optimizer, scheduling, directory, result, resumed, seed,
                               fail_fast=fail_fast, on_record=show)
-            if budget.allows(len(result.trials)):
+            if budget.room(len(result.trials), 1):
                 with parallel.pool(objective, run.judge, run.reports) as pool:
                     run.run(pool, budget, parallel)
     log_failures(result)
@@ -261,10 +261,12 @@ class Budget(NamedTuple):
     num_trials: int | None
     deadline: float | None  # time.monotonic() after which no trial starts
 
-    def allows(self, trials: int) -> bool:
-        """Whether another trial may start when ``trials`` are recorded or running."""
-        return (self.num_trials is None or trials < self.num_trials) and (
-            self.deadline is None or time.monotonic() < self.deadline)
+    def room(self, trials: int, wanted: int) -> int:
+        """How many of ``wanted`` more trials may start when ``trials`` are recorded or
+        running."""
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return 0
+        return wanted if self.num_trials is None else max(0, min(wanted, self.num_trials - trials))
 
 
 # The first trials' identical exception, when every one raised it, is a bug in the
@@ -315,13 +317,15 @@ class BlackBoxRun:
         self.untold.update(trial_ids)
         return list(zip(trial_ids, rows))
 
-    def start(self, pool: TrialPool, trial_id: int, row: np.ndarray) -> None:
-        [config] = self.optimizer.space.to_configs(row[None])
-        if self.scheduling is not None:
-            self.scheduling.start(trial_id)
-        reporter = Reporter(trial_id, self.goal, self.scheduling, self.directory) if self.reports else None
-        self.running[trial_id] = Running(trial_id, row, config, reporter, time.time(), None)
-        pool.start(trial_id, config)
+    def start(self, pool: TrialPool, trials: Sequence[tuple[int, np.ndarray]]) -> None:
+        """Start ``trials`` (id and row each) on free slots of ``pool``."""
+        for trial_id, row in trials:
+            [config] = self.optimizer.space.to_configs(row[None])
+            if self.scheduling is not None:
+                self.scheduling.start(trial_id)
+            reporter = Reporter(trial_id, self.goal, self.scheduling, self.directory) if self.reports else None
+            self.running[trial_id] = Running(trial_id, row, config, reporter, time.time(), None)
+            pool.start(trial_id, config)
 
     def judge(self, trial_id: int, resource, metrics) -> BaseException | None:
         """The answer to a report of a trial running on a worker: None to go on, else the
@@ -338,20 +342,22 @@ class BlackBoxRun:
             return running, outcome_of(event.called, self.goal, running.reporter)
         return running, lost_outcome(event.reason, running.start_time, running.reporter)
 
-    def finish(self, running: Running, outcome: dict) -> Trial:
-        """Tell the searcher and record the trial."""
-        trial = make_trial(self.goal, trial_id=running.trial_id, row=running.row,
-                           config=running.config, seed=self.seed, **outcome)
-        self.optimizer.tell_rows(running.row[None], [self.optimizer.told_row(trial)])
-        self.untold.discard(trial.trial_id)
-        self.result.trials.append(trial)
-        if self.directory is not None:
-            self.directory.append(trial)
-        if self.on_record is not None:
-            self.on_record(trial)
-        if self.fail_fast and len(self.result.trials) == FAIL_FAST_TRIALS:
-            check_systematic_failure(self.result.trials)
-        return trial
+    def finish(self, ended: Sequence[tuple[Running, dict]]) -> None:
+        """Tell the searcher the ended trials and record them, in this order. One row per
+        tell keeps the searcher's shapes, and so its compiled functions, the same."""
+        recorded_before = len(self.result.trials)
+        for running, outcome in ended:
+            trial = make_trial(self.goal, trial_id=running.trial_id, row=running.row,
+                               config=running.config, seed=self.seed, **outcome)
+            self.optimizer.tell_rows(running.row[None], [self.optimizer.told_row(trial)])
+            self.untold.discard(trial.trial_id)
+            self.result.trials.append(trial)
+            if self.directory is not None:
+                self.directory.append(trial)
+            if self.on_record is not None:
+                self.on_record(trial)
+        if self.fail_fast and recorded_before < FAIL_FAST_TRIALS <= len(self.result.trials):
+            check_systematic_failure(self.result.trials[:FAIL_FAST_TRIALS])
 
     def run(self, pool: TrialPool, budget: Budget, parallel: Parallel) -> None:
         if parallel.batch_size is None:
@@ -360,33 +366,32 @@ class BlackBoxRun:
             self.run_rounds(pool, budget, parallel.batch_size, parallel.trial_timeout_s)
 
     def run_asynchronously(self, pool: TrialPool, budget: Budget, timeout_s: float | None) -> None:
-        """Fill every free slot with one newly asked trial; tell each trial as it ends."""
+        """Give every free slot a newly asked trial (one ask each, with the running trials
+        pending); tell each trial as it ends."""
         while True:
-            while len(self.running) < pool.slots and budget.allows(
-                    len(self.result.trials) + len(self.running)):
-                [(trial_id, row)] = self.next_rows(1)
-                self.start(pool, trial_id, row)
+            free = budget.room(len(self.result.trials) + len(self.running),
+                               pool.slots - len(self.running))
+            for _ in range(free):
+                self.start(pool, self.next_rows(1))
             if not self.running:
                 return
-            for event in self.events(pool, timeout_s):
-                self.finish(*self.settle(event))
+            self.finish([self.settle(event) for event in self.events(pool, timeout_s)])
 
     def run_rounds(self, pool: TrialPool, budget: Budget, batch_size: int,
                    timeout_s: float | None) -> None:
         """Rounds of ``batch_size`` trials asked together, told in trial-id order once the
         whole round has ended."""
-        while budget.allows(len(self.result.trials)):
-            count = batch_size if budget.num_trials is None else min(
-                batch_size, budget.num_trials - len(self.result.trials))
+        while count := budget.room(len(self.result.trials), batch_size):
             waiting = self.next_rows(count)
             ended: dict[int, tuple[Running, dict]] = {}
             while waiting or self.running:
-                while waiting and len(self.running) < pool.slots:
-                    self.start(pool, *waiting.pop(0))
+                free = pool.slots - len(self.running)
+                if free > 0 and waiting:
+                    self.start(pool, waiting[:free])
+                    waiting = waiting[free:]
                 for event in self.events(pool, timeout_s):
                     ended[event.trial_id] = self.settle(event)
-            for trial_id in sorted(ended):
-                self.finish(*ended[trial_id])
+            self.finish([ended[trial_id] for trial_id in sorted(ended)])
 
     def events(self, pool: TrialPool, timeout_s: float | None) -> list[Finished | Lost]:
         """The trials that ended next: as the pool tells, or ended for running longer than

@@ -33,6 +33,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for_connections
@@ -187,7 +188,11 @@ class LocalWorker:
         self.trial_id: int | None = None
         self.ready = False
         ours, theirs = socket.socketpair()
-        with theirs:
+        with theirs, warnings.catch_warnings():
+            # JAX warns of every fork once it is imported; this fork execs a fresh
+            # interpreter at once and runs none of this process's code
+            warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called",
+                                    category=RuntimeWarning)
             self.process = subprocess.Popen(
                 [sys.executable, "-c", BOOTSTRAP, worker_module.__file__, str(theirs.fileno())],
                 pass_fds=[theirs.fileno()], env=environment, stdin=subprocess.DEVNULL)
