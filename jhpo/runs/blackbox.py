@@ -250,8 +250,9 @@ def tune(
 
             run = BlackBoxRun(objective, optimizer, scheduling, directory, result, resumed, seed,
                               fail_fast=fail_fast, on_record=show)
-            if budget.room(len(result.trials), 1):
-                with parallel.pool(objective, run.judge, run.reports) as pool:
+            slots = budget.room(len(result.trials), parallel.workers)  # no idle workers
+            if slots:
+                with parallel.pool(objective, run.judge, run.reports, slots) as pool:
                     run.run(pool, budget, parallel)
     log_failures(result)
     return result

@@ -400,11 +400,12 @@ class Parallel(NamedTuple):
         """The ``parallel`` field of meta.json (descriptive: a run may resume otherwise)."""
         return {"workers": self.workers, "backend": self.backend, "batch_size": self.batch_size}
 
-    def pool(self, objective: Callable, judge, reports: bool) -> TrialPool:
+    def pool(self, objective: Callable, judge: Judge, reports: bool, slots: int) -> TrialPool:
+        """The pool the trials run on, with ``slots`` (at most ``workers``) slots."""
         if self.backend == "ray":
             from jhpo.runs.ray_backend import RayPool  # Ray is an optional dependency
 
-            return RayPool(objective, self.workers, judge, reports, self.resources_per_trial)
+            return RayPool(objective, slots, judge, reports, self.resources_per_trial)
         if self.workers == 1 and self.worker_env is None and self.trial_timeout_s is None:
             return InProcessPool(objective, judge, reports)
-        return LocalPool(objective, self.workers, judge, reports, self.worker_env)
+        return LocalPool(objective, slots, judge, reports, self.worker_env)
