@@ -66,6 +66,10 @@ def reports_with_faults(config, report):
     return {"loss": bowl(config)}
 
 
+def misconfigured(config):
+    raise KeyError("learning_rate")
+
+
 def first_call_wins(marker):
     """True for the first caller across processes: it creates the file ``marker``."""
     try:

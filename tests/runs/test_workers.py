@@ -277,6 +277,14 @@ def test_a_killed_driver_takes_its_workers_along_and_resumes_without_loss_or_rep
             assert np.array_equal(np.float32(trial.row), np.float32(asked_before[trial.trial_id]))
 
 
+def test_a_systematic_failure_on_workers_stops_the_run_after_the_first_three_trials(tmp_path):
+    with pytest.raises(RuntimeError, match="the first 3 trials all failed with: KeyError"):
+        jhpo.tune(objectives.misconfigured, SPACE, num_trials=20, workers=2, run_dir=tmp_path,
+                  progress=False)
+    trials, _ = records(tmp_path)
+    assert 3 <= len(trials) < 20 and all(t.status == "failed" for t in trials)
+
+
 def test_bad_settings_are_refused_with_the_rule_they_break():
     cases = [
         (dict(workers=0), "workers=0 must be a positive integer"),
