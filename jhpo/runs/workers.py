@@ -25,6 +25,7 @@ once (``trial_timeout_s``) and ``close()`` ends them all.
 
 from __future__ import annotations
 
+import importlib.util
 import numbers
 import os
 import pickle
@@ -367,6 +368,8 @@ class Parallel(NamedTuple):
             raise ValueError(f"workers={workers!r} must be a positive integer")
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r} must be one of {list(BACKENDS)}")
+        if backend == "ray" and importlib.util.find_spec("ray") is None:
+            raise ImportError("backend='ray' needs Ray: pip install 'jhpo[ray]' (or pip install ray)")
         if worker_env is not None and not callable(worker_env):
             raise TypeError(f"worker_env={worker_env!r} must be a function of the worker's index "
                             "returning a dict of environment variables")

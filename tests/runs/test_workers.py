@@ -3,6 +3,7 @@ ask, synchronous rounds that do not depend on the number of workers, reports jud
 driver, and the faults a worker or the driver can meet."""
 
 import functools
+import importlib.util
 import json
 import math
 import os
@@ -302,6 +303,14 @@ def test_bad_settings_are_refused_with_the_rule_they_break():
     with pytest.raises(TypeError, match=r"worker_env\(0\) returned \{'A': 1\}"):
         jhpo.tune(objectives.bowl, SPACE, num_trials=2, workers=2, progress=False,
                   worker_env=lambda i: {"A": 1})
+
+
+def test_the_ray_backend_without_ray_says_how_to_install_it(monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "ray" else find_spec(name, *args))
+    with pytest.raises(ImportError, match=r"pip install 'jhpo\[ray\]'"):
+        jhpo.tune(objectives.bowl, SPACE, num_trials=2, workers=2, backend="ray", progress=False)
 
 
 def test_an_objective_that_cannot_be_pickled_is_named():
