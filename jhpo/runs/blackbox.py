@@ -112,8 +112,9 @@ def outcome_of(called: Called, goal: Goal, reporter: Reporter | None) -> dict:
             status, error = COMPLETED, None
         except Exception as exception:  # noqa: BLE001 - a bad return value fails the trial
             metrics, status, error = {}, FAILED, describe_exception(exception)
-    return {"status": status, "metrics": metrics, "error": error, "start_time": called.start_time,
-            "end_time": called.end_time, "resource": None if reporter is None else reporter.last_resource}
+    return {"status": status, "metrics": metrics, "error": error,
+            "start_time": called.start_time, "end_time": called.end_time,
+            "resource": None if reporter is None else reporter.last_resource}
 
 
 def lost_outcome(reason: str, start_time: float, reporter: Reporter | None) -> dict:
@@ -193,9 +194,10 @@ def tune(
     run is not: which trials are pending at each ask depends on timing. Each ask records
     them (``pending`` in ``asks.jsonl``), and a resume replays the asks as they happened.
     ``synchronous=True`` runs rounds of ``batch_size`` trials (default 8,
-    ``jhpo.runs.workers.SYNCHRONOUS_BATCH_SIZE``): each round is asked in one call, run on the workers, and
-    told in trial-id order once all of it finished, so the configurations are the same,
-    bit for bit, for any number of workers and any timing (for a deterministic objective).
+    ``jhpo.runs.workers.SYNCHRONOUS_BATCH_SIZE``): each round is asked in one call, run on
+    the workers, and told in trial-id order once all of it finished, so the configurations
+    are the same, bit for bit, for any number of workers and any timing (for a
+    deterministic objective).
     The batch size, not the worker count, shapes the sequence: keep it when comparing runs
     on different machines. A scheduler's decisions depend on the order reports arrive, so
     ``synchronous=True`` refuses a scheduler. A round's finished trials are recorded
@@ -221,9 +223,10 @@ def tune(
     parallel = Parallel.from_arguments(workers, backend, worker_env, resources_per_trial,
                                        synchronous, batch_size, trial_timeout_s)
     if parallel.batch_size is not None and scheduler is not None:
-        raise ValueError(f"synchronous=True cannot take scheduler={getattr(scheduler, 'name', scheduler)!r}: "
-                         "its stop decisions depend on the order reports arrive, which no "
-                         "round can fix; run the scheduler asynchronously")
+        name = getattr(scheduler, "name", scheduler)
+        raise ValueError(f"synchronous=True cannot take scheduler={name!r}: its stop decisions "
+                         "depend on the order reports arrive, which no round can fix; run the "
+                         "scheduler asynchronously")
     goal = Goal.from_arguments(metric, mode, constraints,
                                cost=(searcher_options or {}).get("cost_aware", False))
     scheduling = _scheduling(scheduler, scheduler_options, objective, seed, goal)
@@ -324,7 +327,8 @@ class BlackBoxRun:
             [config] = self.optimizer.space.to_configs(row[None])
             if self.scheduling is not None:
                 self.scheduling.start(trial_id)
-            reporter = Reporter(trial_id, self.goal, self.scheduling, self.directory) if self.reports else None
+            reporter = (Reporter(trial_id, self.goal, self.scheduling, self.directory)
+                        if self.reports else None)
             self.running[trial_id] = Running(trial_id, row, config, reporter, time.time(), None)
             pool.start(trial_id, config)
 

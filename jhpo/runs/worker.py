@@ -70,7 +70,8 @@ def call_objective(objective: Callable, config: dict, report: Callable | None) -
     start = time.time()
     value, stop, error = None, None, None
     try:
-        value = objective(dict(config)) if report is None else objective(dict(config), report=report)
+        config = dict(config)  # the objective may change its copy
+        value = objective(config) if report is None else objective(config, report=report)
     except TrialStopped as stopped:
         stop = (stopped.status, str(stopped))
     except Exception as exception:  # noqa: BLE001 - a failed trial is data, not a crash

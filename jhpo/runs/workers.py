@@ -204,7 +204,8 @@ class LocalWorker:
         try:
             payload = cloudpickle.dumps(message)
         except Exception as error:  # noqa: BLE001 - an exception the worker cannot receive
-            payload = cloudpickle.dumps(message[:-1] + (("raise", RuntimeError(describe_exception(error))),))
+            failure = ("raise", RuntimeError(describe_exception(error)))
+            payload = cloudpickle.dumps(message[:-1] + (failure,))
         try:
             self.connection.send_bytes(payload)
         except OSError:  # it died: the pool notices at its next wait, and loses its trial
@@ -369,7 +370,8 @@ class Parallel(NamedTuple):
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r} must be one of {list(BACKENDS)}")
         if backend == "ray" and importlib.util.find_spec("ray") is None:
-            raise ImportError("backend='ray' needs Ray: pip install 'jhpo[ray]' (or pip install ray)")
+            raise ImportError("backend='ray' needs Ray: pip install 'jhpo[ray]' "
+                              "(or pip install ray)")
         if worker_env is not None and not callable(worker_env):
             raise TypeError(f"worker_env={worker_env!r} must be a function of the worker's index "
                             "returning a dict of environment variables")
@@ -393,7 +395,8 @@ class Parallel(NamedTuple):
                 raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
         if trial_timeout_s is not None and (isinstance(trial_timeout_s, bool) or not isinstance(
                 trial_timeout_s, numbers.Real) or not trial_timeout_s > 0):
-            raise ValueError(f"trial_timeout_s={trial_timeout_s!r} must be a positive number of seconds")
+            raise ValueError(f"trial_timeout_s={trial_timeout_s!r} must be a positive number "
+                             "of seconds")
         return cls(int(workers), backend, worker_env,
                    None if resources_per_trial is None else dict(resources_per_trial),
                    None if batch_size is None else int(batch_size),

@@ -263,9 +263,10 @@ def test_a_killed_driver_takes_its_workers_along_and_resumes_without_loss_or_rep
     in_flight = sorted({i for ask in asks for i in ask.trial_ids} - {t.trial_id for t in trials})
     assert len(trials) >= 4 and in_flight
     deadline = time.monotonic() + 10
-    while not all(process_gone(int(p.name)) for p in pids.iterdir()) and time.monotonic() < deadline:
+    workers = [int(p.name) for p in pids.iterdir()]
+    while not all(map(process_gone, workers)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert all(process_gone(int(p.name)) for p in pids.iterdir())
+    assert workers and all(map(process_gone, workers))
 
     objective = functools.partial(objectives.leaves_its_pid, folder=str(pids), seconds=0.05)
     jhpo.tune(objective, SPACE, num_trials=10, seed=7, workers=3, run_dir=run_dir, progress=False)
