@@ -197,7 +197,7 @@ def tune(
     ``jhpo.runs.workers.SYNCHRONOUS_BATCH_SIZE``): each round is asked in one call, run on
     the workers, and told in trial-id order once all of it finished, so the configurations
     are the same, bit for bit, for any number of workers and any timing (for a
-    deterministic objective).
+    deterministic objective), and the first n trials of a run are those of any longer run.
     The batch size, not the worker count, shapes the sequence: keep it when comparing runs
     on different machines. A scheduler's decisions depend on the order reports arrive, so
     ``synchronous=True`` refuses a scheduler. A round's finished trials are recorded
@@ -385,9 +385,12 @@ class BlackBoxRun:
     def run_rounds(self, pool: TrialPool, budget: Budget, batch_size: int,
                    timeout_s: float | None) -> None:
         """Rounds of ``batch_size`` trials asked together, told in trial-id order once the
-        whole round has ended."""
+        whole round has ended. A round is always asked whole, so the asks do not depend on
+        the budget either: trials past it stay asked, and a resume with a larger budget
+        runs them first, as the longer run would have."""
         while count := budget.room(len(self.result.trials), batch_size):
-            waiting = self.next_rows(count)
+            waiting = self.next_rows(batch_size)
+            waiting, self.in_flight = waiting[:count], waiting[count:] + self.in_flight
             ended: dict[int, tuple[Running, dict]] = {}
             while waiting or self.running:
                 free = pool.slots - len(self.running)

@@ -43,11 +43,11 @@ def pending_from_records(trials, asks):
     return expected
 
 
-def assert_every_trial_once(run_dir, num_trials):
+def assert_every_trial_once(run_dir, num_trials, num_asked=None):
     trials, asks = records(run_dir)
     assert sorted(t.trial_id for t in trials) == list(range(num_trials))
     asked = [i for ask in asks for i in ask.trial_ids]
-    assert sorted(asked) == list(range(num_trials))
+    assert sorted(asked) == list(range(num_asked or num_trials))
     rows = {i: row for ask in asks for i, row in zip(ask.trial_ids, ask.rows)}
     assert all(np.array_equal(np.float32(t.row), np.float32(rows[t.trial_id])) for t in trials)
     assert [ask.pending for ask in asks] == pending_from_records(trials, asks)
@@ -105,11 +105,12 @@ def test_synchronous_rounds_give_the_same_configurations_for_any_number_of_worke
         jhpo.tune(objectives.uneven_bowl, SPACE, searcher=searcher, searcher_options=options,
                   num_trials=8, seed=2, workers=workers, synchronous=True, batch_size=3,
                   run_dir=run_dir, progress=False)
-        runs[workers] = assert_every_trial_once(run_dir, 8)
+        runs[workers] = assert_every_trial_once(run_dir, 8, num_asked=9)
     trials, asks = runs[1]
-    # rounds of three asked in one call, each after the whole previous round was told
+    # rounds of three asked in one call, each after the whole previous round was told; the
+    # last round is asked whole, its third trial left for a longer run
     assert [(a.trial_ids, a.num_told, a.pending) for a in asks] == [
-        ([0, 1, 2], 0, []), ([3, 4, 5], 3, []), ([6, 7], 6, [])]
+        ([0, 1, 2], 0, []), ([3, 4, 5], 3, []), ([6, 7, 8], 6, [])]
     assert [t.trial_id for t in trials] == list(range(8))  # told in trial-id order
     for workers in (2, 4):
         other, other_asks = runs[workers]
@@ -117,6 +118,19 @@ def test_synchronous_rounds_give_the_same_configurations_for_any_number_of_worke
         assert [t.row for t in other] == [t.row for t in trials]
         assert [t.config for t in other] == [t.config for t in trials]
         assert [a.rows for a in other_asks] == [a.rows for a in asks]
+
+
+def test_a_synchronous_run_resumed_with_a_larger_budget_is_the_longer_run(tmp_path):
+    def run(num_trials, run_dir):
+        return jhpo.tune(objectives.uneven_bowl, SPACE, num_trials=num_trials, seed=6, workers=2, synchronous=True,
+                         batch_size=4, run_dir=run_dir, progress=False)
+
+    longer = run(10, tmp_path / "longer")
+    run(6, tmp_path / "resumed")  # its second round is asked whole and half run
+    resumed = run(10, tmp_path / "resumed")
+    assert_every_trial_once(tmp_path / "resumed", 10, num_asked=12)
+    by_id = {t.trial_id: t.row for t in resumed.trials}
+    assert [by_id[i] for i in range(10)] == [t.row for t in longer.trials]
 
 
 def test_bo_on_workers_sees_the_running_trials_as_pending_and_resumes_exactly(tmp_path):
