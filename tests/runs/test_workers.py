@@ -80,7 +80,7 @@ def test_every_trial_runs_once_and_each_ask_records_the_trials_then_pending(tmp_
         "workers": workers, "backend": "local", "batch_size": None}
 
 
-def test_trials_on_several_workers_run_at_the_same_time(tmp_path):
+def test_trials_on_several_workers_run_at_the_same_time():
     result = jhpo.tune(objectives.nap, SPACE, num_trials=4, workers=2, progress=False)
     assert most_at_once(result.trials) == 2
     sequential = jhpo.tune(functools.partial(objectives.nap, seconds=0.05), SPACE, num_trials=3,
