@@ -16,7 +16,8 @@ version = jhpo.__version__
 extensions = ["myst_parser", "sphinx.ext.autodoc"]
 source_suffix = {".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build"]
+# design/ holds developers' notes with measurements, read on their own, not pages of the guide
+exclude_patterns = ["_build", "design"]
 
 myst_heading_anchors = 3  # links such as [text](cli.md#jhpo-show) reach a section
 

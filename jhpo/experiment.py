@@ -46,6 +46,10 @@ _RESERVED = ("searcher", "searcher_options", "scheduler", "scheduler_options", "
              "progress")
 # Fields of experiment.json that must match when an experiment is resumed.
 _IDENTITY_KEYS = ("target", "tuner", "space", "settings", "optimum")
+# Settings that say where workers run, not what runs: passed to every run, left out of
+# experiment.json (a function's repr changes between processes; a resume may place its
+# workers on other devices).
+_PLACEMENT_SETTINGS = ("worker_env", "resources_per_trial")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,6 +196,18 @@ def run_experiment(
     Calling it again resumes (see the module docstring); settings that would make the
     runs incomparable (another space, budget, metric or target) are refused.
 
+    Parallel trials: ``workers=k`` (and ``backend``, ``worker_env``, ``resources_per_trial``,
+    ``synchronous``, ``trial_timeout_s``; see :func:`jhpo.tune`) is passed to every run,
+    which then runs k trials at once; the runs themselves still run one after another.
+    Running several method x seed runs at once instead would have them share the machine:
+    the wall-clock of each, which the anytime curves compare, would depend on what its
+    neighbours happened to do meanwhile, and a method would be charged for their work.
+    Given to each run, the k workers are that method's own, and its curve is the method's
+    with k workers. ``workers`` and the other settings that shape the curves must match on
+    a resume; ``worker_env`` and ``resources_per_trial`` only place the workers and are
+    not recorded. ``tuner="tune_population"`` has no ``workers``: its members already
+    train together in one program.
+
     Returns the experiment as loaded by :func:`jhpo.analysis.load_experiment`.
     """
     methods = as_methods(methods)
@@ -217,7 +233,8 @@ def _run_grid(target, space: Space, methods: list[Method], seeds: list[int], dir
         "target": _qualified_name(target),
         "tuner": tuner_name,
         "space": space.describe(),
-        "settings": jsonfile.normalise({"mode": "min", **settings}),
+        "settings": jsonfile.normalise({"mode": "min", **{key: value for key, value in settings.items()
+                                                          if key not in _PLACEMENT_SETTINGS}}),
         "optimum": None if optimum is None else float(optimum),
     }, methods, seeds)
 

@@ -4,6 +4,7 @@ import pytest
 
 import jhpo
 from jhpo.experiment import Method, as_seeds, run_directory, run_experiment, unfinished_runs
+from tests.runs import objectives
 
 SPACE = {"x": jhpo.uniform(-2.0, 2.0), "y": jhpo.uniform(-2.0, 2.0)}
 
@@ -105,6 +106,27 @@ def test_resuming_with_other_settings_or_a_changed_method_is_refused(tmp_path):
     with pytest.raises(ValueError, match="already has a method named 'random'"):
         run_experiment(CountingBowl(), SPACE, [Method("random", searcher="quasirandom")], 1,
                        tmp_path, num_trials=2, progress=False)
+
+
+def test_workers_go_to_every_run_and_only_their_placement_may_change_on_resume(tmp_path):
+    record = run_experiment(objectives.uneven_bowl, SPACE, ["random", "quasirandom"], 1,
+                            tmp_path, num_trials=4, workers=2, progress=False,
+                            worker_env=lambda i: {"JHPO_TEST_SLOT": str(i)})
+    for method in ("random", "quasirandom"):
+        run_dir = run_directory(tmp_path, method, 0)
+        assert json.loads((run_dir / "meta.json").read_text())["parallel"]["workers"] == 2
+        asks = [json.loads(line) for line in (run_dir / "asks.jsonl").read_text().splitlines()]
+        assert asks[1]["pending"] == [0]  # the second trial was asked while the first ran
+        assert len(record.runs[method][0].trials) == 4
+    description = json.loads((tmp_path / "experiment.json").read_text())
+    assert description["settings"] == {"mode": "min", "num_trials": 4, "workers": 2}
+    grown = run_experiment(objectives.uneven_bowl, SPACE, ["random", "quasirandom"], 2, tmp_path,
+                           num_trials=4, workers=2, progress=False,
+                           worker_env=lambda i: {"JHPO_TEST_SLOT": str(10 + i)})
+    assert sorted(grown.runs["random"]) == [0, 1]
+    with pytest.raises(ValueError, match="different 'settings'"):
+        run_experiment(objectives.uneven_bowl, SPACE, ["random"], 3, tmp_path, num_trials=4,
+                       workers=3, progress=False)
 
 
 def test_a_custom_tuner_gets_the_method_settings_and_runs_in_interleaved_order(tmp_path):

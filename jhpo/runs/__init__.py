@@ -3,7 +3,9 @@
 - :mod:`jhpo.runs.records`: ``Trial``, ``Result``, ``RunDirectory``, ``load_run``.
 - :mod:`jhpo.runs.optimizer`: ``Optimizer`` (ask/tell over plain dicts, replay of records).
 - :mod:`jhpo.runs.shell`: what every run shares (meta, the one trial builder, resume).
-- :mod:`jhpo.runs.blackbox`: ``tune``, black-box trials one after another.
+- :mod:`jhpo.runs.blackbox`: ``tune``, black-box trials, one at a time or on workers.
+- :mod:`jhpo.runs.workers`, :mod:`jhpo.runs.worker`: the pool of local worker processes
+  and the loop each runs; :mod:`jhpo.runs.ray_backend`: trials as Ray tasks.
 - :mod:`jhpo.runs.population`: ``tune_population``, populations trained as one program.
 - :mod:`jhpo.runs.scheduled`: the slot loop of a population run with a scheduler.
 """

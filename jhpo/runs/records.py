@@ -123,12 +123,15 @@ def versions() -> dict[str, Any]:
 
 
 class AskRecord(NamedTuple):
-    """One call of the searcher's ``ask``: the trials it proposed (ids and unit-cube rows)
-    and the number of trials the searcher had been told before it."""
+    """One call of the searcher's ``ask``: the trials it proposed (ids and unit-cube rows),
+    the number of trials the searcher had been told before it, and the ids of the trials
+    asked before it and not yet told (running on other workers: the searcher saw them as
+    pending). ``pending`` is None in records made before it was recorded."""
 
     trial_ids: list[int]
     rows: list[list[float]]
     num_told: int
+    pending: list[int] | None = None
 
     def to_json(self) -> str:
         return jsonfile.dumps(self._asdict())
