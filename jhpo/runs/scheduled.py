@@ -39,7 +39,6 @@ intervals after it are reported again.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -48,6 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jhpo import multihost
 from jhpo import population as pop
 from jhpo import schedulers as schedulers_module
 from jhpo.checkpoint import Checkpoints
@@ -142,7 +142,7 @@ class Promotions:
 
     def pause(self, trial_id: int, paused: Paused) -> None:
         self.paused[trial_id] = paused
-        if self.directory is not None:
+        if self.directory is not None and multihost.is_writer():
             _save_state(self.directory / _paused_name(trial_id, paused.steps), paused.state)
 
     def promote(self) -> tuple[int, Paused] | None:
@@ -221,6 +221,7 @@ class _Run:
             kind = schedulers_module.make(scheduler, **_unit_options(scheduler, units, options))
             self.scheduling = SchedulerDriver(kind, seed, len(goal.metrics))
         self.max_member_steps = max_member_steps
+        self.clock = multihost.SharedClock()  # process 0's time, for every process's records
         self.member_steps = 0
         self.next_trial_id = 0
         self.num_reports = 0  # lines this run has in reports.jsonl
@@ -253,6 +254,7 @@ class _Run:
         chosen = free[:count]
         first, num_told = self.next_trial_id, self.optimizer.num_told
         rows, _ = self.optimizer.ask_rows(count)
+        multihost.check_same(f"the rows of trials {first}..{first + count - 1} asked", rows)
         if self.directory is not None:
             self.directory.append_ask(AskRecord(list(range(first, first + count)),
                                                 np.asarray(rows).tolist(), num_told))
@@ -265,7 +267,7 @@ class _Run:
     def _start_trial(self, slot, trial_id, row, parent, step) -> None:
         self.slots.trial[slot], self.slots.rows[slot] = trial_id, row
         self.slots.parent[slot], self.slots.start_step[slot] = parent, step
-        self.slots.steps[slot], self.slots.started_at[slot] = step, time.time()
+        self.slots.steps[slot], self.slots.started_at[slot] = step, self.clock.now()
         if self.scheduling is not None:
             self.scheduling.start(trial_id)
         if self.promotions is not None:
@@ -330,9 +332,10 @@ class _Run:
         self.slots.steps[occupied] += self.programs.interval
         self.member_steps += int(occupied.sum()) * self.programs.interval
         metrics = self.programs.evaluate(self.carry[0], self.hp)
+        self.clock.tick()
         self._report(metrics, occupied)
         objectives = self._objectives(metrics)
-        alive = np.asarray(self.carry[1])
+        alive = self.programs.fetch(self.carry[1])
         if self.scheduler == "pbt":
             self._pbt_boundary(metrics, objectives[:, 0], alive)
         elif self.promotions is not None:
@@ -387,10 +390,10 @@ class _Run:
                 else:
                     pausing.append(slot)
         if pausing:
-            states = jax.device_get(self.carry[0])
-            for slot in pausing:
+            states = self.programs.fetch(self.carry[0], members=pausing)
+            for index, slot in enumerate(pausing):
                 self.promotions.pause(int(self.slots.trial[slot]), Paused(
-                    jax.tree.map(lambda leaf: np.array(leaf[slot]), states),
+                    jax.tree.map(lambda leaf: np.array(leaf[index]), states),
                     self.slots.rows[slot].copy(), int(self.slots.steps[slot]),
                     float(self.slots.started_at[slot]), {k: float(v[slot]) for k, v in metrics.items()}))
                 self.slots.trial[slot] = -1
@@ -449,7 +452,7 @@ class _Run:
         trial = make_trial(
             self.goal, trial_id=trial_id, row=row, config=self.space.to_configs(row[None])[0],
             seed=self.seed, status=status, metrics=values, error=error, start_time=started_at,
-            end_time=time.time(), resource=float(steps),
+            end_time=self.clock.now(), resource=float(steps),
             parent_id=None if parent < 0 else parent, start_resource=float(start_step))
         self.optimizer.tell_rows(row[None], [self.optimizer.told_row(trial)])
         self.result.trials.append(trial)
