@@ -16,7 +16,7 @@ version = jhpo.__version__
 extensions = ["myst_parser", "sphinx.ext.autodoc"]
 source_suffix = {".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "design"]  # design notes are read in the repository
 
 myst_heading_anchors = 3  # links such as [text](cli.md#jhpo-show) reach a section
 

@@ -1,6 +1,6 @@
 """jhpo: hyperparameter optimization in JAX."""
 
-from jhpo import pareto, problems, schedulers, searchers, tasks
+from jhpo import multihost, pareto, problems, schedulers, searchers, tasks
 from jhpo.analysis import load_experiment
 from jhpo.crossval import kfold
 from jhpo.experiment import Method, run_experiment
@@ -38,6 +38,7 @@ __all__ = [
     "load_run",
     "loguniform",
     "lograndint",
+    "multihost",
     "ordinal",
     "pareto",
     "problems",

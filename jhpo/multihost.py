@@ -203,9 +203,10 @@ def check_same(what: str, value) -> None:
     if process_count() == 1:
         return
     data = value if isinstance(value, bytes) else np.ascontiguousarray(np.asarray(value)).tobytes()
-    digests = allgather_json(hashlib.sha256(data).hexdigest())
-    if len(set(digests)) > 1:
-        differing = [index for index, digest in enumerate(digests) if digest != digests[0]]
+    digest = np.frombuffer(hashlib.sha256(data).digest(), np.uint8)
+    digests = np.asarray(multihost_utils.process_allgather(digest))  # (processes, 32): one collective
+    differing = [index for index, row in enumerate(digests) if not np.array_equal(row, digests[0])]
+    if differing:
         raise ProcessesDiverged(
             f"processes disagree on {what} (processes {differing} against process 0); every "
             "process must run the same script with the same arguments, JAX version and device kind")
@@ -219,7 +220,12 @@ def barrier(name: str) -> None:
 
 def shared_time() -> float:
     """Process 0's ``time.time()`` on every process (one broadcast); alone, ``time.time()``."""
-    return time.time() if process_count() == 1 else float(on_writer(time.time))
+    if process_count() == 1:
+        return time.time()
+    # the float64's bytes travel as they are: without x64, JAX would round them to float32
+    stamp = np.frombuffer(np.float64(time.time()).tobytes(), np.uint8)
+    received = np.asarray(multihost_utils.broadcast_one_to_all(stamp))
+    return float(np.frombuffer(received.tobytes(), np.float64)[0])
 
 
 class SharedClock:

@@ -24,17 +24,17 @@ os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-import jax  # noqa: E402
+import jax
 
-from jhpo import jsonfile, multihost  # noqa: E402
+from jhpo import jsonfile, multihost
 
 if SPEC["num_processes"] > 1:
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     multihost.initialize(f"localhost:{SPEC['port']}", SPEC["num_processes"], SPEC["process_id"],
                          timeout_s=SPEC["timeout_s"])
 
-import jhpo  # noqa: E402
-from tests.population.toy_task import TASK  # noqa: E402
+import jhpo
+from tests.population.toy_task import TASK
 
 SPACE = {
     "learning_rate": jhpo.loguniform(1e-3, 3e-1),
@@ -44,15 +44,14 @@ SPACE = {
 # population sizes that are no multiple of the 4 devices, so members are padded; a
 # checkpoint every few intervals, since each costs a few collectives
 RUNS = {
-    "random": dict(population_size=6, num_trials=10, steps=12, chunk_size=4),
-    "asha": dict(population_size=3, num_trials=12, steps=9, scheduler="asha",
-                 scheduler_options={"interval": 1, "checkpoint_every": 2}),
-    "promotion": dict(population_size=4, num_trials=12, steps=9, scheduler="asha",
-                      scheduler_options={"interval": 1, "form": "promotion", "checkpoint_every": 3}),
-    "pbt": dict(population_size=4, steps=12, scheduler="pbt",
-                scheduler_options={"interval": 2, "checkpoint_every": 2}),
+    "random": {"population_size": 6, "num_trials": 10, "steps": 12, "chunk_size": 4},
+    "asha": {"population_size": 3, "num_trials": 12, "steps": 9, "scheduler": "asha",
+             "scheduler_options": {"interval": 1, "checkpoint_every": 2}},
+    "promotion": {"population_size": 4, "num_trials": 12, "steps": 9, "scheduler": "asha",
+                  "scheduler_options": {"interval": 1, "form": "promotion", "checkpoint_every": 3}},
+    "pbt": {"population_size": 4, "steps": 12, "scheduler": "pbt",
+            "scheduler_options": {"interval": 2, "checkpoint_every": 2}},
 }
-
 
 
 def outcome(action) -> str:

@@ -46,10 +46,9 @@ def launch(root: Path, tag: str, num_processes: int, devices: int, runs, timeout
                           "result": str(result_path(root, tag, name, process_id))} for name in runs]}
         if checks:
             spec["checks"] = str(root)
-        log = open(root / f"{tag}-{process_id}.log", "w")
-        processes.append(subprocess.Popen([sys.executable, str(WORKER), json.dumps(spec)], cwd=cwd,
-                                          env=env, stdout=log, stderr=subprocess.STDOUT))
-        log.close()
+        with open(root / f"{tag}-{process_id}.log", "w") as log:
+            processes.append(subprocess.Popen([sys.executable, str(WORKER), json.dumps(spec)], cwd=cwd,
+                                              env=env, stdout=log, stderr=subprocess.STDOUT))
     return processes
 
 
@@ -188,7 +187,7 @@ def test_a_process_that_cannot_join_fails_clearly_within_its_timeout(tmp_path):
             spec["port"] = free_port()
         processes[process_id] = subprocess.run(
             [sys.executable, str(WORKER), json.dumps(spec)], capture_output=True, text=True,
-            timeout=120)
+            timeout=120, check=False)
     elapsed = time.monotonic() - started
     unreachable, abandoned = processes[1], processes[0]
     assert unreachable.returncode != 0
