@@ -1,6 +1,6 @@
 """jhpo: hyperparameter optimization in JAX."""
 
-from jhpo import callbacks, pareto, problems, schedulers, searchers, tasks
+from jhpo import callbacks, multihost, pareto, problems, schedulers, searchers, tasks
 from jhpo.analysis import load_experiment
 from jhpo.crossval import kfold
 from jhpo.experiment import Method, run_experiment
@@ -39,6 +39,7 @@ __all__ = [
     "load_run",
     "loguniform",
     "lograndint",
+    "multihost",
     "ordinal",
     "pareto",
     "problems",

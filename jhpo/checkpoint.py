@@ -17,8 +17,18 @@ arrays, record and fingerprint. ``restore`` then
   raising ``CorruptCheckpointError`` only when none is intact.
 
 The digest detects damage and careless edits, not a forger: anyone who can write the
-files can also write a matching digest (refusing that would need a secret key).
-Checkpoints written before fingerprints and digests existed count as unreadable.
+files can also write a matching digest (refusing that would need a secret key). It is
+taken row by row (along each array's first axis, the population's members), so it does
+not depend on how the arrays are laid out over devices and processes.
+Checkpoints written before fingerprints and row digests existed count as unreadable.
+
+In a run over several processes (``jax.distributed``) every process constructs the same
+``Checkpoints`` and calls ``save`` and ``restore`` together: arrays that span several
+processes' devices are written by orbax shard by shard, each process writing its own, and
+committed once by process 0, which also writes the record; host values (numpy arrays,
+equal on every process) are written once. ``directory`` must then be on a filesystem
+every host mounts (checked when constructed), and every process takes the same decision
+about every checkpoint (a damage seen by one process counts for all).
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +45,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jhpo import jsonfile
+from jhpo import jsonfile, multihost
 
 QUARANTINE_PREFIX = "unreadable-"
 
@@ -68,15 +78,49 @@ def _data_to_keys(tree, template):
     )
 
 
+def _for_orbax(leaf):
+    # arrays spanning several processes stay global (each process writes its shards);
+    # everything else is a host value, written once
+    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+        return leaf
+    return np.asarray(leaf)
+
+
+def _row_digests(leaf) -> dict[str, str]:
+    """SHA-256 of each row (slice along the first axis; a scalar is one row) of ``leaf``
+    that this process holds: every row of a host value; of a global array, the rows of
+    the shards this process writes. Keyed by row and, where a shard is cut along later
+    axes, by that cut."""
+    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+        pieces = [(shard.index, shard.data) for shard in leaf.addressable_shards if shard.replica_id == 0]
+    else:
+        pieces = [((), leaf)]
+    digests = {}
+    for index, data in pieces:
+        rows = np.atleast_1d(np.ascontiguousarray(np.asarray(data)))
+        first = index[0].start or 0 if index else 0
+        cut = [(part.start, part.stop) for part in index[1:]]
+        for offset, row in enumerate(rows):
+            digests[f"{first + offset}|{cut}"] = hashlib.sha256(row.tobytes()).hexdigest()
+    return digests
+
+
 def _digest(state, record: dict, fingerprint: str | None) -> str:
-    """SHA-256 over every array (its place in the tree, dtype, shape and bytes), the
-    record and the fingerprint."""
+    """SHA-256 over every array (its place in the tree, dtype, shape and the digest of
+    each row), the record and the fingerprint. With several processes each hashes the
+    rows it holds and every process combines them all (a collective)."""
+    leaves = jax.tree_util.tree_flatten_with_path(state)[0]
+    rows: dict[str, dict[str, str]] = {}
+    for part in multihost.allgather_json([_row_digests(leaf) for _, leaf in leaves]):
+        for index, found in enumerate(part):
+            rows.setdefault(str(index), {}).update(found)
     digest = hashlib.sha256()
     digest.update(json.dumps([record, fingerprint], sort_keys=True).encode())
-    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
-        array = np.ascontiguousarray(np.asarray(leaf))
-        digest.update(f"{jax.tree_util.keystr(path)}|{array.dtype.str}|{array.shape}".encode())
-        digest.update(array.tobytes())
+    for index, (path, leaf) in enumerate(leaves):
+        digest.update(f"{jax.tree_util.keystr(path)}|{np.dtype(leaf.dtype).str}|{tuple(leaf.shape)}".encode())
+        held = rows.get(str(index), {})
+        for key in sorted(held, key=lambda k: (int(k.split("|")[0]), k)):
+            digest.update(f"{key}:{held[key]}".encode())
     return digest.hexdigest()
 
 
@@ -93,6 +137,28 @@ class _Unreadable(Exception):
     """One checkpoint could not be read intact; the message says why."""
 
 
+def _agreed(read: Callable[[], Any]) -> Any:
+    """``read()``'s value, or ``_Unreadable`` on every process if it failed on any (so
+    all processes skip the same checkpoints and meet in the same collectives)."""
+    try:
+        value, failure = read(), None
+    except Exception as error:  # noqa: BLE001 - any failure to read is damage
+        value, failure = None, _reason(error)
+    failures = multihost.allgather_json(failure)
+    for index, found in enumerate(failures):
+        if found is not None:
+            raise _Unreadable(found if len(failures) == 1 else f"on process {index}, {found}")
+    return value
+
+
+def _restore_target(leaf):
+    """What orbax restores a template leaf as: a global array keeps its layout over the
+    devices of every process; anything else comes back as a host value."""
+    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+        return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=leaf.sharding)
+    return jax.ShapeDtypeStruct(np.shape(leaf), np.asarray(leaf).dtype)
+
+
 class Checkpoints:
     """Numbered checkpoints in ``directory`` of the run with ``fingerprint``; the newest
     ``max_to_keep`` are kept.
@@ -106,6 +172,7 @@ class Checkpoints:
                  fingerprint: str | None = None):
         self.directory = Path(directory).absolute()
         self.fingerprint = fingerprint
+        multihost.check_shared_directory(self.directory, "the checkpoint directory")
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False
         )
@@ -116,7 +183,7 @@ class Checkpoints:
 
     def save(self, step: int, state: Any, record: dict) -> None:
         """Write ``state`` (a pytree of arrays) and ``record`` (JSON) as checkpoint ``step``."""
-        state = jax.tree.map(np.asarray, _keys_to_data(state))
+        state = jax.tree.map(_for_orbax, _keys_to_data(state))
         record = json.loads(json.dumps(record))  # as it will read back
         integrity = {"fingerprint": self.fingerprint,
                      "digest": _digest(state, record, self.fingerprint)}
@@ -160,13 +227,14 @@ class Checkpoints:
 
     def _read(self, step: int, template: Any) -> tuple[Any, dict]:
         """Checkpoint ``step`` checked against this run's fingerprint and its digest.
-        Raises ValueError for another run's checkpoint, ``_Unreadable`` for a damaged one."""
+        Raises ValueError for another run's checkpoint, ``_Unreadable`` for a damaged one.
+        Every process reads its part; a failure on any counts for all."""
+        head = _agreed(lambda: self._manager.restore(step, args=ocp.args.Composite(
+            record=ocp.args.JsonRestore(), integrity=ocp.args.JsonRestore())))
         try:
-            head = self._manager.restore(step, args=ocp.args.Composite(
-                record=ocp.args.JsonRestore(), integrity=ocp.args.JsonRestore()))
             record, integrity = dict(head["record"]), dict(head["integrity"])
             stored_fingerprint, stored_digest = integrity["fingerprint"], integrity["digest"]
-        except Exception as error:  # noqa: BLE001 - any failure to read is damage
+        except Exception as error:  # noqa: BLE001 - a record that is not ours is damage
             raise _Unreadable(_reason(error)) from None
         if stored_fingerprint != self.fingerprint:
             raise ValueError(
@@ -175,15 +243,9 @@ class Checkpoints:
                 "(settings, space or seed differ); move it away or use another run_dir")
         if callable(template):  # a template whose shapes the record tells (buffers that grow)
             template = template(record)
-        abstract = jax.tree.map(
-            lambda leaf: jax.ShapeDtypeStruct(np.shape(leaf), np.asarray(leaf).dtype),
-            _keys_to_data(template),
-        )
-        try:
-            state = self._manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract)))["state"]
-        except Exception as error:  # noqa: BLE001
-            raise _Unreadable(_reason(error)) from None
+        abstract = jax.tree.map(_restore_target, _keys_to_data(template))
+        state = _agreed(lambda: self._manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract)))["state"])
         if _digest(state, record, stored_fingerprint) != stored_digest:
             raise _Unreadable("its arrays or record do not match the digest saved with them "
                               "(damaged or edited)")
@@ -193,20 +255,22 @@ class Checkpoints:
         """Move the unreadable checkpoints out of the steps orbax sees (a run replaying
         from ``restored`` saves those steps again, and orbax skips a step that exists),
         keeping them for inspection, and say so."""
-        moved = []
-        for step in skipped:
-            target = self.directory / f"{QUARANTINE_PREFIX}{step}"
-            copies = 0
-            while target.exists():
-                copies += 1
-                target = self.directory / f"{QUARANTINE_PREFIX}{step}-{copies}"
-            (self.directory / str(step)).rename(target)
-            moved.append(target.name)
+        moved = multihost.on_writer(lambda: [self._move_aside(step) for step in skipped])
+        multihost.barrier(f"jhpo-checkpoints-set-aside-{restored}")
         self._manager.reload()
         warnings.warn(
             f"restored checkpoint {restored} in {self.directory}: the newer "
             + "; ".join(f"checkpoint {s} is unreadable ({why})" for s, why in skipped.items())
             + f"; moved aside to {', '.join(moved)}", stacklevel=3)
+
+    def _move_aside(self, step: int) -> str:
+        target = self.directory / f"{QUARANTINE_PREFIX}{step}"
+        copies = 0
+        while target.exists():
+            copies += 1
+            target = self.directory / f"{QUARANTINE_PREFIX}{step}-{copies}"
+        (self.directory / str(step)).rename(target)
+        return target.name
 
     def close(self) -> None:
         self._manager.close()

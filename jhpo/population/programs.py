@@ -3,7 +3,9 @@
 ``PopulationPrograms`` vmaps a ``Task``'s functions over a leading population axis
 and shards that axis over a mesh of devices (``shard_map``, mesh axis
 ``POPULATION_AXIS``), so each device trains its own members and members never
-talk to each other. Its programs:
+talk to each other. The mesh spans every device of every process by default: after
+``jax.distributed.initialize`` the same programs run on every host, each process
+feeding the members its own devices hold (see :mod:`jhpo.multihost`). Its programs:
 
 - ``init``: fresh members (states, alive flags, failure steps);
 - ``advance``: every member trains one block of steps from its own step count;
@@ -33,13 +35,15 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as PS
 
+from jhpo import multihost
 from jhpo.population.task import Task
 
 POPULATION_AXIS = "population"
 
 
 class PopulationPrograms:
-    """The programs over ``size`` members of ``task`` on ``devices`` (default: local ones).
+    """The programs over ``size`` members of ``task`` on ``devices`` (default: every
+    device of every process, ``jax.devices()``).
 
     size: members per program, rounded up to a multiple of the device count
         (``self.size``); the caller fills the extra members with valid copies.
@@ -58,12 +62,12 @@ class PopulationPrograms:
             if value < 1:
                 raise ValueError(f"{name}={value} must be at least 1")
         self.task = task
-        self.mesh = Mesh(np.asarray(list(devices) if devices else jax.local_devices()), (POPULATION_AXIS,))
+        self.mesh = Mesh(np.asarray(list(devices) if devices else jax.devices()), (POPULATION_AXIS,))
         self.size = -(-size // self.mesh.size) * self.mesh.size
         self.max_batch_size = max_batch_size
         self.interval = interval
         self.sharding = NamedSharding(self.mesh, PS(POPULATION_AXIS))
-        self.data = jax.device_put(task.data, NamedSharding(self.mesh, PS()))
+        self.data = multihost.put(task.data, NamedSharding(self.mesh, PS()))
         self.compiles: Counter = Counter()
         self.compile_s = 0.0
         self.program_bytes = 0
@@ -73,8 +77,17 @@ class PopulationPrograms:
         return sum(self.compiles.values())
 
     def put(self, tree):
-        """``tree`` (host or device arrays) with its leading member axis sharded over the devices."""
-        return jax.device_put(tree, self.sharding)
+        """``tree`` (host or device arrays) with its leading member axis sharded over the
+        devices. A host value must be the same on every process; each process copies only
+        its own devices' members (``jhpo.multihost.put``)."""
+        return multihost.put(tree, self.sharding)
+
+    def fetch(self, tree, members=None):
+        """``tree`` (arrays with a leading member axis) as numpy arrays on every process,
+        only the ``members`` given (indices) when given."""
+        if members is not None:
+            tree = jax.tree.map(lambda leaf: leaf[np.asarray(members)], tree)
+        return multihost.fetch(tree)
 
     def init(self, keys, hp):
         """Fresh members from their keys and hyperparameters: (states, alive, failed_step)."""
@@ -88,7 +101,7 @@ class PopulationPrograms:
         member is frozen.
         """
         steps = self.interval if steps is None else steps
-        args = (carry, hp, keys, self.data, self.put(np.asarray(starts, np.int32)))
+        args = (carry, hp, keys, self.data, self.put(jnp.asarray(starts, jnp.int32)))
         block = self._program(
             ("advance", steps, self.max_batch_size),
             lambda: _shard_population(
@@ -99,11 +112,11 @@ class PopulationPrograms:
         return block(*args)
 
     def evaluate(self, states, hp) -> dict[str, np.ndarray]:
-        """Every member's evaluation metrics, on the host."""
+        """Every member's evaluation metrics, on the host of every process."""
         args = (states, hp, self.data)
         evaluate = self._program(("evaluate",),
                                  lambda: _shard_population(self.task.evaluate, self.mesh, 3, replicated=(2,)), args)
-        return {name: np.asarray(value) for name, value in jax.device_get(evaluate(*args)).items()}
+        return self.fetch(evaluate(*args))
 
     def select(self, mask, new, old):
         """Per member, the ``new`` pytree where ``mask`` is set, else ``old`` (same structure)."""

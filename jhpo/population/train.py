@@ -1,7 +1,9 @@
 """Train a population of members of one task, with the programs of ``programs.py``.
 
 ``train`` stacks P members along a leading population axis and trains them
-together, in blocks of steps, sharded over the local devices.
+together, in blocks of steps, sharded over every device of every process (after
+``jax.distributed.initialize``, each process runs ``train`` with the same arguments
+and feeds its own devices' members; every process gets the whole result).
 
 Per-member batch size: every member draws a batch of the same static size
 ``max_batch_size`` and a mask keeps its first ``batch_size`` examples, so a
@@ -108,9 +110,9 @@ def train(
         batch size).
     chunk_size: train at most this many members at a time, for populations
         that do not fit in memory at once; default ``default_chunk_size``.
-    devices: the devices the population axis is sharded over (default: all
-        local devices). Members are padded to a multiple of their number; the
-        padding is trained but never reported.
+    devices: the devices the population axis is sharded over (default: every
+        device of every process, ``jax.devices()``). Members are padded to a
+        multiple of their number; the padding is trained but never reported.
     block_steps: steps per compiled call; ``on_block(done, total)`` is called
         after each call with member-chunk steps done so far.
     pad_to: train at least this many members (copies of the first, never
@@ -137,7 +139,7 @@ def train(
         raise ValueError(f"batch_size {batch_sizes.max()} exceeds max_batch_size={max_batch_size}")
     if pad_to is not None and pad_to > size:
         columns, keys = _pad_population(columns, keys, pad_to)
-    devices = list(devices) if devices else jax.local_devices()
+    devices = list(devices) if devices else jax.devices()
     if chunk_size is None:
         chunk_size = default_chunk_size(len(devices), devices[0].platform)
     pieces = _plan_pieces(columns["batch_size"], batch_strategy, max_batch_size, chunk_size, len(devices))
@@ -231,12 +233,13 @@ def _train_piece(task, columns, keys, members, width, devices, max_batch_size, s
     states, alive, failed_step = carry
     metrics = programs.evaluate(states, hp)
     live = len(members)
+    alive, failed_step, losses = programs.fetch((alive, failed_step, losses))
     return PopulationResult(
         metrics={name: value[:live] for name, value in metrics.items()},
-        failed=~np.asarray(alive)[:live],
-        failed_step=np.asarray(failed_step)[:live],
-        losses=np.concatenate([np.asarray(block) for block in losses], axis=1)[:live],
-        states=jax.tree.map(lambda leaf: np.asarray(leaf)[:live], jax.device_get(states)) if schedule.keep_states else None,
+        failed=~alive[:live],
+        failed_step=failed_step[:live],
+        losses=np.concatenate(losses, axis=1)[:live],
+        states=jax.tree.map(lambda leaf: leaf[:live], programs.fetch(states)) if schedule.keep_states else None,
         compile_s=programs.compile_s,
         train_s=time.perf_counter() - wall_start - programs.compile_s,
         num_compiles=programs.num_compiles,

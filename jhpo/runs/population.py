@@ -11,18 +11,24 @@ flight. Its ask is recorded before training; a resume rebuilds the searcher
 by replaying the recorded asks and tells, then trains the members that were
 asked and never recorded again (a member is deterministic given its
 configuration and its trial's key) and records them under their ids.
+
+Over several hosts (``jax.distributed``) the same script runs on every host: the
+population is sharded over every device of every process, every process runs this loop
+with the same searcher and seed and takes the same decisions from the same gathered
+metrics, and process 0 alone writes ``run_dir`` (see :mod:`jhpo.multihost`). Every
+process returns the same ``Result``.
 """
 
 from __future__ import annotations
 
 import numbers
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
+from jhpo import multihost
 from jhpo import population as pop
 from jhpo.callbacks import Callbacks
 from jhpo.goal import Goal
@@ -150,9 +156,15 @@ def tune_population(
     population it ran in. A member whose training diverges is recorded as
     failed and told to the searcher as such. ``max_batch_size`` defaults to
     the space's largest ``batch_size`` (see ``largest_batch_size``);
-    ``batch_strategy``, ``chunk_size`` and ``devices`` are passed to
-    ``jhpo.population.train``. Returns the run's ``Result``; with ``run_dir``,
-    calling again with the same arguments resumes.
+    ``batch_strategy``, ``chunk_size`` and ``devices`` (default: every device of every
+    process) are passed to ``jhpo.population.train``. Returns the run's ``Result``; with
+    ``run_dir``, calling again with the same arguments resumes.
+
+    After ``jax.distributed.initialize`` (see ``jhpo.multihost.initialize``) call it with
+    the same arguments on every host: one population spans the devices of all of them,
+    only process 0 writes ``run_dir`` and shows progress, and every process returns the
+    same ``Result``. With a scheduler ``run_dir`` must be on a filesystem every host
+    mounts, since each host writes its shards of the checkpoints.
 
     ``scheduler`` ("asha", "hyperband", "median", "pbt", or a :class:`Scheduler` whose
     levels are steps) trains ``population_size`` slots together and decides every
@@ -171,6 +183,7 @@ def tune_population(
     cleanly: the trials recorded so far are returned (``result.interrupted`` is set) with
     one warning saying how to resume.
     """
+    progress = progress and multihost.is_writer()
     population_size = _positive_int("population_size", population_size)
     num_trials = _positive_int("num_trials", num_trials)
     steps = _positive_int("steps", steps)
@@ -246,6 +259,7 @@ def train_populations(task: pop.Task, optimizer: Optimizer, directory, result: R
                 next_trial_id += count
                 num_told = optimizer.num_told
                 rows, _ = optimizer.ask_rows(count)
+                multihost.check_same(f"the rows of trials {trial_ids[0]}..{trial_ids[-1]} asked", rows)
                 if directory is not None:
                     directory.append_ask(AskRecord(trial_ids.tolist(), np.asarray(rows).tolist(), num_told))
             configs = optimizer.space.to_configs(rows)
@@ -255,7 +269,7 @@ def train_populations(task: pop.Task, optimizer: Optimizer, directory, result: R
             def show_steps(done, total):
                 bar.set_postfix_str(f"population step {done}/{total}, {result.summary_line()}")
 
-            start = time.time()
+            start = multihost.shared_time()
             outcome = pop.train_configs(
                 task,
                 [pop.task_config(optimizer.space, config) for config in configs],
@@ -266,7 +280,7 @@ def train_populations(task: pop.Task, optimizer: Optimizer, directory, result: R
                 **train_options,
             )
             trials = member_trials(goal, outcome, trial_ids, np.asarray(rows), configs, seed, steps,
-                                   start, time.time())
+                                   start, multihost.shared_time())
             optimizer.tell_rows(np.asarray(rows), [optimizer.told_row(t) for t in trials])
             for trial in trials:
                 result.trials.append(trial)

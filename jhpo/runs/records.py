@@ -307,6 +307,46 @@ class RunDirectory:
                                        "".join(jsonfile.dumps(r) + "\n" for r in kept))
 
 
+class ReplicaDirectory:
+    """A run directory as a process other than process 0 sees it, in a run over several
+    processes (see :mod:`jhpo.multihost`): it reads the records process 0 read when the
+    run opened (``snapshot``: meta, trials and asks as JSON records) and drops every
+    write, since process 0 makes them. Reports are not mirrored: the population shells
+    only ever rewrite them."""
+
+    def __init__(self, path: str | os.PathLike, snapshot: dict):
+        self.path = Path(path)
+        self.snapshot = snapshot
+
+    @property
+    def trials_path(self) -> Path:
+        return self.path / TRIALS_FILE
+
+    def read_meta(self) -> dict:
+        return self.snapshot["meta"]
+
+    def read_trials(self) -> list[Trial]:
+        return unique_trials(self.snapshot["trials"], self.trials_path)
+
+    def read_asks(self) -> list[AskRecord]:
+        return [AskRecord(**record) for record in self.snapshot["asks"]]
+
+    def append(self, trial: Trial) -> None:
+        pass
+
+    def append_ask(self, ask: AskRecord) -> None:
+        pass
+
+    def append_report(self, trial_id: int, resource: float, metrics: dict) -> None:
+        pass
+
+    def keep_asks(self, count: int) -> None:
+        pass
+
+    def keep_reports(self, keep: Callable[[int, dict], bool]) -> None:
+        pass
+
+
 @dataclasses.dataclass
 class Result:
     """All trials of a run and what was optimised."""

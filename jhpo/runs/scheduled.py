@@ -40,7 +40,6 @@ intervals after it are reported again.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -48,6 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jhpo import multihost
 from jhpo import population as pop
 from jhpo import schedulers as schedulers_module
 from jhpo.callbacks import Callbacks
@@ -133,6 +133,7 @@ class _Run:
         elif schedule.scheduler is not None:
             self.scheduling = SchedulerDriver(schedule.scheduler, seed, len(goal.metrics))
         self.max_member_steps = max_member_steps
+        self.clock = multihost.SharedClock()  # process 0's time, for every process's records
         self.member_steps = 0
         self.next_trial_id = 0
         self.num_reports = 0  # lines this run has in reports.jsonl
@@ -165,6 +166,7 @@ class _Run:
         chosen = free[:count]
         first, num_told = self.next_trial_id, self.optimizer.num_told
         rows, _ = self.optimizer.ask_rows(count)
+        multihost.check_same(f"the rows of trials {first}..{first + count - 1} asked", rows)
         if self.directory is not None:
             self.directory.append_ask(AskRecord(list(range(first, first + count)),
                                                 np.asarray(rows).tolist(), num_told))
@@ -177,7 +179,7 @@ class _Run:
     def _start_trial(self, slot, trial_id, row, parent, step) -> None:
         self.slots.trial[slot], self.slots.rows[slot] = trial_id, row
         self.slots.parent[slot], self.slots.start_step[slot] = parent, step
-        self.slots.steps[slot], self.slots.started_at[slot] = step, time.time()
+        self.slots.steps[slot], self.slots.started_at[slot] = step, self.clock.now()
         if trial_id not in self.recorded_ids:  # not a trial replayed after a resume
             self.callbacks.trial_start(int(trial_id), self.space.to_configs(row[None])[0])
         if self.scheduling is not None:
@@ -244,9 +246,10 @@ class _Run:
         self.slots.steps[occupied] += self.programs.interval
         self.member_steps += int(occupied.sum()) * self.programs.interval
         metrics = self.programs.evaluate(self.carry[0], self.hp)
+        self.clock.tick()
         self._report(metrics, occupied)
         objectives = self._objectives(metrics)
-        alive = np.asarray(self.carry[1])
+        alive = self.programs.fetch(self.carry[1])
         if self.scheduler == "pbt":
             self._pbt_boundary(metrics, objectives[:, 0], alive)
         elif self.promotions is not None:
@@ -305,10 +308,10 @@ class _Run:
                 else:
                     pausing.append(slot)
         if pausing:
-            states = jax.device_get(self.carry[0])
-            for slot in pausing:
+            states = self.programs.fetch(self.carry[0], members=pausing)
+            for index, slot in enumerate(pausing):
                 self.paused[int(self.slots.trial[slot])] = Paused(
-                    jax.tree.map(lambda leaf: np.array(leaf[slot]), states),
+                    jax.tree.map(lambda leaf, index=index: np.array(leaf[index]), states),
                     self.slots.rows[slot].copy(), int(self.slots.steps[slot]),
                     float(self.slots.started_at[slot]), {k: float(v[slot]) for k, v in metrics.items()})
                 self.slots.trial[slot] = -1
@@ -367,7 +370,7 @@ class _Run:
         trial = make_trial(
             self.goal, trial_id=trial_id, row=row, config=self.space.to_configs(row[None])[0],
             seed=self.seed, status=status, metrics=values, error=error, start_time=started_at,
-            end_time=time.time(), resource=float(steps),
+            end_time=self.clock.now(), resource=float(steps),
             parent_id=None if parent < 0 else parent, start_resource=float(start_step))
         self.optimizer.tell_rows(row[None], [self.optimizer.told_row(trial)])
         self.result.trials.append(trial)

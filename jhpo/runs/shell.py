@@ -16,11 +16,21 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from jhpo import multihost
 from jhpo.checkpoint import fingerprint_of
 from jhpo.goal import Goal
 from jhpo.lock import RunLock
 from jhpo.runs.optimizer import Optimizer
-from jhpo.runs.records import COMPLETED, FAILED, Result, RunDirectory, Trial, clean_metrics
+from jhpo.runs.records import (
+    COMPLETED,
+    FAILED,
+    ReplicaDirectory,
+    Result,
+    RunDirectory,
+    Trial,
+    clean_metrics,
+    read_json_lines,
+)
 from jhpo.schedulers.driver import SchedulerDriver
 from jhpo.searchers.base import Searcher
 from jhpo.space import Space
@@ -50,11 +60,34 @@ def opened_run(run_dir, meta: dict, identity_keys: Sequence[str]):
     """The run directory, for the life of a run: locked against a second writer, created
     or checked against ``meta``, and repaired for appending. Yields (directory, meta on
     disk); (None, meta) without ``run_dir``. A directory that cannot be written fails
-    here, before any trial runs."""
+    here, before any trial runs.
+
+    In a run over several processes only process 0 opens, locks and writes the directory
+    (the lock keeps out another run, whose process 0 fails to take it); the others get a
+    :class:`ReplicaDirectory` holding the meta, trials and asks process 0 read, so every
+    process resumes from the same records, and a failure to open on process 0 stops
+    every process."""
     if run_dir is None:
         yield None, meta
         return
-    directory = RunDirectory(run_dir)
+    if multihost.process_count() == 1:
+        with _locked(RunDirectory(run_dir), meta, identity_keys) as opened:
+            yield opened
+        return
+    with contextlib.ExitStack() as stack:
+        def open_on_writer():
+            directory, stored = stack.enter_context(_locked(RunDirectory(run_dir), meta, identity_keys))
+            return {"meta": stored,
+                    "trials": read_json_lines(directory.trials_path).records,
+                    "asks": read_json_lines(directory.asks_path).records}
+
+        snapshot = multihost.on_writer(open_on_writer)
+        directory = RunDirectory(run_dir) if multihost.is_writer() else ReplicaDirectory(run_dir, snapshot)
+        yield directory, snapshot["meta"]
+
+
+@contextlib.contextmanager
+def _locked(directory: RunDirectory, meta: dict, identity_keys: Sequence[str]):
     try:
         lock = RunLock(directory.path).acquire()
     except (PermissionError, FileExistsError, NotADirectoryError) as error:
