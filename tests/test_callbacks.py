@@ -95,3 +95,21 @@ def test_the_tensorboard_logger_writes_each_trial_and_the_incumbent(tmp_path):
     curve = scalars[f"trial_{first.trial_id}/val_error"]
     assert [step for step, _ in curve] == list(range(3, int(first.resource) + 1, 3))
     assert math.isclose(curve[-1][1], first.metrics["val_error"], rel_tol=1e-6)
+
+
+def test_tune_calls_the_hooks_for_every_trial_and_its_reports():
+    recorder = Recorder()
+
+    def objective(config, report):
+        for step in (1, 2, 3):
+            report(step, {"loss": config["learning_rate"] * step})
+        return {"loss": config["learning_rate"] * 3}
+
+    result = jhpo.tune(objective, SPACE, metric="loss", num_trials=3, progress=False,
+                       callbacks=[recorder])
+    expected = []
+    for trial in result.trials:
+        expected += [("start", trial.trial_id)] + [("report", trial.trial_id, float(s))
+                                                   for s in (1, 2, 3)]
+        expected.append(("end", trial.trial_id, "completed"))
+    assert recorder.events == expected + [("run_end", 3)]

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jhpo import schedulers as schedulers_module
+from jhpo.callbacks import Callbacks
 from jhpo.goal import Goal
 from jhpo.progress import progress_bar
 from jhpo.runs.optimizer import Optimizer
@@ -44,6 +45,7 @@ from jhpo.runs.shell import (
     replay_reports,
     resume,
     run_meta,
+    stopped_by_interrupt,
 )
 from jhpo.runs.worker import Called, TrialStopped, describe_exception
 from jhpo.runs.workers import Finished, Lost, Parallel, Started, TrialPool
@@ -149,6 +151,8 @@ def tune(
     synchronous: bool = False,
     batch_size: int | None = None,
     trial_timeout_s: float | None = None,
+    initial_configs: Sequence[Mapping[str, Any]] | None = None,
+    callbacks: Sequence[Any] | None = None,
 ) -> Result:
     """Minimise (or maximise) ``objective`` over ``space``.
 
@@ -213,6 +217,13 @@ def tune(
     exception stops and raises it: that is a bug in the objective or the settings (a
     misspelt ``metric``), not bad luck. At the end of a run with failed trials, one
     warning under the ``jhpo`` logger counts them by error.
+
+    ``initial_configs`` are configurations (plain dicts, as the space gives them) to
+    evaluate first, before the searcher proposes any; the searcher is told their results
+    like any others. ``callbacks`` are objects with some of ``on_trial_start``,
+    ``on_report``, ``on_trial_end`` and ``on_run_end`` (see :mod:`jhpo.callbacks`).
+    Ctrl-C stops the run cleanly: the trials recorded so far are returned
+    (``result.interrupted`` is set) with one warning saying how to resume.
     """
     if num_trials is None and max_wallclock_s is None:
         raise ValueError("give a budget: num_trials, max_wallclock_s, or both")
@@ -234,6 +245,9 @@ def tune(
         levels = scheduling.scheduler.levels
         goal = goal._replace(fidelity=fidelity_range(searcher, searcher_options, levels[0], levels[-1]))
     optimizer = Optimizer(space, searcher, goal=goal, seed=seed, searcher_options=searcher_options)
+    initial_configs = list(initial_configs or [])
+    initial_rows = given_rows(optimizer.space, initial_configs)
+    callbacks = Callbacks(callbacks)
     meta = run_meta(optimizer.space, searcher, goal, seed,
                     searcher_options=dict(searcher_options or {}),
                     scheduler=None if scheduling is None else scheduling.scheduler.name,
@@ -252,13 +266,29 @@ def tune(
                 bar.set_postfix_str(result.summary_line())
 
             run = BlackBoxRun(objective, optimizer, scheduling, directory, result, resumed, seed,
-                              fail_fast=fail_fast, on_record=show)
+                              fail_fast=fail_fast, on_record=show, callbacks=callbacks,
+                              initial=(initial_configs, initial_rows))
             slots = budget.room(len(result.trials), parallel.workers)  # no idle workers
             if slots:
-                with parallel.pool(objective, run.judge, run.reports, slots) as pool:
-                    run.run(pool, budget, parallel)
+                with stopped_by_interrupt(result, directory):
+                    with parallel.pool(objective, run.judge, run.reports, slots) as pool:
+                        run.run(pool, budget, parallel)
     log_failures(result)
+    callbacks.run_end(result)
     return result
+
+
+def given_rows(space: Space, configs: Sequence[Mapping[str, Any]] | None) -> np.ndarray:
+    """The unit-cube rows of ``initial_configs``; a configuration the space cannot hold is
+    an error naming its index."""
+    rows = []
+    for index, config in enumerate(configs or []):
+        try:
+            rows.append(np.asarray(space.from_configs([config])[0], np.float32))
+        except (ValueError, TypeError, KeyError) as error:
+            raise ValueError(f"initial_configs[{index}] is not a configuration of the space: "
+                             f"{error}") from None
+    return np.stack(rows) if rows else np.zeros((0, space.dim), np.float32)
 
 
 class Budget(NamedTuple):
@@ -295,7 +325,9 @@ class BlackBoxRun:
 
     def __init__(self, objective, optimizer: Optimizer, scheduling: SchedulerDriver | None,
                  directory: RunDirectory | None, result: Result, resumed: Resumed, seed: int,
-                 fail_fast: bool = True, on_record: Callable[[Trial], None] | None = None):
+                 fail_fast: bool = True, on_record: Callable[[Trial], None] | None = None,
+                 callbacks: Callbacks | None = None,
+                 initial: tuple[list[dict], np.ndarray] | None = None):
         self.optimizer, self.goal = optimizer, optimizer.goal
         self.scheduling, self.directory, self.result, self.seed = scheduling, directory, result, seed
         self.fail_fast, self.on_record = fail_fast, on_record
@@ -304,6 +336,13 @@ class BlackBoxRun:
         self.next_trial_id = resumed.next_trial_id
         self.reports = takes_report(objective)
         self.running: dict[int, Running] = {}
+        self.callbacks = callbacks or Callbacks([])
+        # initial configurations not yet run (a resumed run skips those it gave before),
+        # run with the values given, their rows told to the searcher
+        given_before = sum(len(ask.trial_ids) for ask in resumed.asks if ask.given)
+        configs, rows = initial if initial is not None else ([], [])
+        self.initial = list(zip(configs, rows))[given_before:]
+        self.given_configs: dict[int, dict] = {}
 
     def next_rows(self, count: int) -> list[tuple[int, np.ndarray]]:
         """Up to ``count`` trials a kill interrupted, else ``count`` new ones asked in one
@@ -311,34 +350,47 @@ class BlackBoxRun:
         if self.in_flight:  # asked before a kill and never recorded: run them again
             taken, self.in_flight = self.in_flight[:count], self.in_flight[count:]
             return taken
+        given = bool(self.initial)
+        if given:  # the user's initial configurations come first, as given
+            count = min(count, len(self.initial))
+            taken, self.initial = self.initial[:count], self.initial[count:]
+            rows = np.stack([row for _, row in taken])
+            self.given_configs.update(zip(range(self.next_trial_id, self.next_trial_id + count),
+                                          (dict(config) for config, _ in taken)))
         trial_ids = list(range(self.next_trial_id, self.next_trial_id + count))
         self.next_trial_id += count
         num_told, pending = self.optimizer.num_told, sorted(self.untold)
-        rows, _ = self.optimizer.ask_rows(count)
-        rows = np.asarray(rows)
+        if not given:
+            rows = np.asarray(self.optimizer.ask_rows(count)[0])
         if self.directory is not None:
-            self.directory.append_ask(AskRecord(trial_ids, rows.tolist(), num_told, pending))
+            self.directory.append_ask(AskRecord(trial_ids, rows.tolist(), num_told, pending, given))
         self.untold.update(trial_ids)
         return list(zip(trial_ids, rows))
 
     def start(self, pool: TrialPool, trials: Sequence[tuple[int, np.ndarray]]) -> None:
         """Start ``trials`` (id and row each) on free slots of ``pool``."""
         for trial_id, row in trials:
-            [config] = self.optimizer.space.to_configs(row[None])
+            config = self.given_configs.pop(trial_id, None) or self.optimizer.space.to_configs(
+                row[None])[0]
             if self.scheduling is not None:
                 self.scheduling.start(trial_id)
             reporter = (Reporter(trial_id, self.goal, self.scheduling, self.directory)
                         if self.reports else None)
             self.running[trial_id] = Running(trial_id, row, config, reporter, time.time(), None)
+            self.callbacks.trial_start(trial_id, config)
             pool.start(trial_id, config)
 
     def judge(self, trial_id: int, resource, metrics) -> BaseException | None:
         """The answer to a report of a trial running on a worker: None to go on, else the
         exception its ``report`` raises."""
+        reporter = self.running[trial_id].reporter
         try:
-            return self.running[trial_id].reporter.judge(resource, metrics)
+            answer = reporter.judge(resource, metrics)
         except Exception as error:  # noqa: BLE001 - raised inside the objective, as in-process
             return error
+        if reporter.last_resource == resource:  # a report read and recorded
+            self.callbacks.report(trial_id, reporter.last_resource, reporter.last_metrics)
+        return answer
 
     def settle(self, event: Finished | Lost) -> tuple[Running, dict]:
         """The running trial an event ends, and ``make_trial``'s arguments for it."""
@@ -361,6 +413,7 @@ class BlackBoxRun:
                 self.directory.append(trial)
             if self.on_record is not None:
                 self.on_record(trial)
+            self.callbacks.trial_end(trial)
         if self.fail_fast and recorded_before < FAIL_FAST_TRIALS <= len(self.result.trials):
             check_systematic_failure(self.result.trials[:FAIL_FAST_TRIALS])
 

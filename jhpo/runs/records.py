@@ -132,6 +132,8 @@ class AskRecord(NamedTuple):
     rows: list[list[float]]
     num_told: int
     pending: list[int] | None = None
+    # the rows were the user's initial configurations, not proposed by the searcher
+    given: bool = False
 
     def to_json(self) -> str:
         return jsonfile.dumps(self._asdict())

@@ -24,6 +24,7 @@ from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.records import (
     COMPLETED,
     FAILED,
+    AskRecord,
     ReplicaDirectory,
     Result,
     RunDirectory,
@@ -162,12 +163,13 @@ def make_trial(goal: Goal, *, trial_id: int, row, config: Mapping, seed: int, st
 
 class Resumed(NamedTuple):
     """What a black-box run finds in its directory: the trials recorded (in the order
-    they were told), the trials asked but never recorded (id and row, to run again), and
-    the id the next new trial takes."""
+    they were told), the trials asked but never recorded (id and row, to run again), the
+    id the next new trial takes, and the asks recorded."""
 
     trials: list[Trial]
     in_flight: list[tuple[int, np.ndarray]]
     next_trial_id: int
+    asks: Sequence[AskRecord] = ()
 
 
 def resume(optimizer: Optimizer, directory: RunDirectory | None) -> Resumed:
@@ -195,7 +197,7 @@ def resume(optimizer: Optimizer, directory: RunDirectory | None) -> Resumed:
     recorded = {t.trial_id for t in trials}
     in_flight = sorted((i, np.asarray(row, np.float32)) for i, row in asked.items()
                        if i not in recorded)
-    return Resumed(trials, in_flight, max(asked) + 1)
+    return Resumed(trials, in_flight, max(asked) + 1, asks)
 
 
 def check_seeds(trials: Sequence[Trial], seed: int, directory: RunDirectory) -> None:

@@ -268,3 +268,42 @@ def test_a_value_beyond_float32_is_a_failed_trial_that_says_why():
     assert huge and all(t.status == "failed" and "beyond what searchers hold" in t.error
                         for t in huge)
     assert result.best.value == 1e30  # large but representable: a real result
+
+
+def test_ctrl_c_returns_the_recorded_trials_and_the_run_resumes(tmp_path, caplog):
+    calls = []
+
+    def objective(config):
+        calls.append(config)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return bowl(config)
+
+    with caplog.at_level("WARNING", logger="jhpo"):
+        partial = jhpo.tune(objective, SPACE, num_trials=6, seed=1, run_dir=tmp_path, progress=False)
+    assert partial.interrupted and len(partial.trials) == 2
+    assert any(r.getMessage().startswith("interrupted: 2 trials recorded") for r in caplog.records)
+    resumed = jhpo.tune(bowl, SPACE, num_trials=6, seed=1, run_dir=tmp_path, progress=False)
+    whole = jhpo.tune(bowl, SPACE, num_trials=6, seed=1, progress=False)
+    assert not resumed.interrupted
+    assert [t.config for t in resumed.trials] == [t.config for t in whole.trials]
+
+
+def test_initial_configs_run_first_and_a_resume_does_not_run_them_again(tmp_path):
+    given = [{"x": 1.0, "y": -2.0, "k": 0, "act": "relu"}, {"x": -4.0, "y": 4.0, "k": 3, "act": "tanh"}]
+    first = jhpo.tune(bowl, SPACE, searcher="quasirandom", num_trials=1, seed=2, run_dir=tmp_path,
+                      initial_configs=given, progress=False)
+    resumed = jhpo.tune(bowl, SPACE, searcher="quasirandom", num_trials=5, seed=2,
+                        run_dir=tmp_path, initial_configs=given, progress=False)
+    whole = jhpo.tune(bowl, SPACE, searcher="quasirandom", num_trials=5, seed=2,
+                      initial_configs=given, progress=False)
+    assert first.trials[0].config == given[0]
+    assert [t.config for t in resumed.trials] == [t.config for t in whole.trials]
+    assert [t.config for t in whole.trials[:2]] == given and whole.best.value == 0.0
+    # the searcher was asked nothing for the given trials: random search's draws follow on
+    given_first = jhpo.tune(bowl, SPACE, num_trials=5, seed=2, initial_configs=given,
+                            progress=False)
+    plain = jhpo.tune(bowl, SPACE, num_trials=3, seed=2, progress=False)
+    assert [t.config for t in given_first.trials[2:]] == [t.config for t in plain.trials]
+    with pytest.raises(ValueError, match=r"initial_configs\[1\] is not a configuration"):
+        jhpo.tune(bowl, SPACE, num_trials=2, initial_configs=[given[0], {"x": 9.0}], progress=False)

@@ -340,3 +340,42 @@ def test_a_pbt_child_starts_from_its_donors_weights_and_optimizer_state(tmp_path
     momentum = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(saved[-1][0])
                 if "opt" in jax.tree_util.keystr(path)]
     assert momentum and all(np.abs(leaf).max() > 0 for leaf in momentum)
+
+
+def test_a_searcher_of_ones_own_without_a_pending_field_drives_a_scheduled_run(tmp_path,
+                                                                                monkeypatch):
+    """Nothing outside a searcher reads or writes its state: one whose state is a bare
+    counter serves a scheduled run, and a resume rebuilds it by replay."""
+    space = Space(SPACE)
+
+    def init(key):
+        return {"key": key, "told": jnp.zeros((), jnp.int32)}
+
+    def ask(state, key, n):
+        return space.sample(key, n), state, jnp.ones(n, bool)
+
+    def tell(state, rows, values):
+        return {**state, "told": state["told"] + rows.shape[0]}
+
+    counting = jhpo.Searcher(init, ask, tell)
+
+    def run(run_dir):
+        return tune_population(TASK, space, searcher=counting, population_size=4, num_trials=10,
+                               steps=STEPS, seed=5, run_dir=run_dir, progress=False,
+                               scheduler="asha", scheduler_options={"interval": 3})
+
+    whole = run(tmp_path / "whole")
+    assert sorted(t.trial_id for t in whole.trials) == list(range(10))
+    # stopped by Ctrl-C in the fifth interval: trials are running, and resume replays
+    advance, calls = jhpo.population.PopulationPrograms.advance, []
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return advance(self, *args, **kwargs)
+
+    monkeypatch.setattr(jhpo.population.PopulationPrograms, "advance", interrupted)
+    assert run(tmp_path / "cut").interrupted
+    monkeypatch.setattr(jhpo.population.PopulationPrograms, "advance", advance)
+    assert outline(run(tmp_path / "cut")) == outline(whole)
