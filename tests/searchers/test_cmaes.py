@@ -13,6 +13,7 @@ import jhpo
 from jhpo import problems
 from jhpo.searchers import make
 from jhpo.space import Space
+from tests.searchers.driving import best_after
 
 evosax_algorithms = pytest.importorskip("evosax.algorithms")
 
@@ -167,20 +168,6 @@ def test_missing_evosax_names_the_extra(monkeypatch):
 def test_bad_options_name_the_rule(option, value, message):
     with pytest.raises(ValueError, match=message):
         make("cmaes", SPACE, **{option: value})
-
-
-def best_after(name, problem, seed, budget):
-    searcher = make(name, problem.space)
-    key = jax.random.key(seed)
-    state = searcher.init(key)
-    best = math.inf
-    for i in range(budget):
-        row, state, _ = searcher.ask(state, jax.random.fold_in(key, i), 1)
-        with jax.enable_x64(True):
-            value = problem(problem.space.to_configs(row)[0])
-        best = min(best, value)
-        state = searcher.tell(state, row, jnp.asarray([value], jnp.float32))
-    return best
 
 
 def test_cmaes_beats_random_search_on_a_smooth_function():

@@ -14,6 +14,7 @@ import jhpo
 from jhpo import problems
 from jhpo.searchers import make, tpe
 from jhpo.space import Space
+from tests.searchers.driving import best_after
 
 # Jitted (the space static): run op by op, these take seconds per call.
 fit_parzen = jax.jit(tpe.fit_parzen, static_argnums=(0, 3))
@@ -324,20 +325,6 @@ def test_same_sequence_same_state_and_rows():
 def test_bad_options_name_the_rule(option, value, message):
     with pytest.raises(ValueError, match=message):
         make("tpe", MIXED, **{option: value})
-
-
-def best_after(name, problem, seed, budget):
-    searcher = make(name, problem.space)
-    key = jax.random.key(seed)
-    state = searcher.init(key)
-    best = math.inf
-    for i in range(budget):
-        row, state, _ = searcher.ask(state, jax.random.fold_in(key, i), 1)
-        with jax.enable_x64(True):
-            value = problem(problem.space.to_configs(row)[0])
-        best = min(best, value)
-        state = searcher.tell(state, row, jnp.asarray([value], jnp.float32))
-    return best
 
 
 def test_tpe_beats_random_search_on_a_smooth_function():
