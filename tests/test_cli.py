@@ -47,7 +47,7 @@ def test_show_prints_what_a_rerun_needs(tmp_path, capsys):
     assert main(["show", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "searcher quasirandom  options {}" in out and "seed 11" in out
-    for version in ("jhpo 0.1.0", "jax ", "jaxlib ", "python ", "devices "):
+    for version in (f"jhpo {jhpo.__version__}", "jax ", "jaxlib ", "python ", "devices "):
         assert version in out
     assert '"units": {"type": "randint", "lo": 8, "hi": 64}' in out
     assert "created 20" in out
