@@ -7,5 +7,6 @@
 - :mod:`jhpo.runs.workers`, :mod:`jhpo.runs.worker`: the pool of local worker processes
   and the loop each runs; :mod:`jhpo.runs.ray_backend`: trials as Ray tasks.
 - :mod:`jhpo.runs.population`: ``tune_population``, populations trained as one program.
+- :mod:`jhpo.runs.schedule`: a population run's scheduler and options, checked.
 - :mod:`jhpo.runs.scheduled`: the slot loop of a population run with a scheduler.
 """

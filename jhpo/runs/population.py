@@ -36,7 +36,8 @@ from jhpo.progress import progress_bar
 from jhpo.runs.blackbox import log_failures
 from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.records import COMPLETED, FAILED, AskRecord, Result, Trial
-from jhpo.runs.scheduled import Schedule, run_scheduled, schedule_for
+from jhpo.runs.schedule import Schedule, schedule_for
+from jhpo.runs.scheduled import run_scheduled
 from jhpo.runs.shell import (
     POPULATION_IDENTITY_KEYS,
     fidelity_range,
