@@ -10,7 +10,7 @@ Where the time goes: the ``pieces`` table times jhpo's kernels one by one at
 each n: the log marginal likelihood and its gradient through our custom VJP
 versus reverse-mode through ``jnp.linalg.cholesky``, the fit with restarts, the
 refinement between restarts, one acquisition maximisation, and the compilation
-of the fit kernel.
+of the fit and proposal kernels.
 
 Timings on a machine whose cores are shared are noisy; ``--cpu 0`` pins the
 process to one core before JAX starts its thread pool, which on small virtual
@@ -95,6 +95,7 @@ def time_pieces(problem, n, repeats, clock):
 
     from jhpo import gp
     from jhpo.searchers import bo as bo_module
+    from jhpo.searchers.bo import kernels
     from jhpo.searchers.bo.targets import fit_data
 
     searcher = bo_module.bo(problem.space)
@@ -116,13 +117,13 @@ def time_pieces(problem, n, repeats, clock):
             alpha = jax.scipy.linalg.cho_solve((chol, True), residual)
             return -0.5 * residual @ alpha - jnp.log(jnp.diagonal(chol)).sum()
 
-        kernels = {
+        gp_kernels = {
             "lml": jax.jit(lambda p: gp.log_marginal_likelihood(p, x, y, mask)),
             "grad_custom_vjp": jax.jit(jax.grad(lambda p: gp.log_marginal_likelihood(p, x, y, mask))),
             "grad_through_cholesky": jax.jit(jax.grad(through_cholesky)),
         }
         result = {name: _seconds(lambda f=f: f(params), repeats, clock)
-                  for name, f in kernels.items()}
+                  for name, f in gp_kernels.items()}
     key = jax.random.key(1)
     due = state._replace(restarted_at=jnp.zeros((), jnp.int32))
     not_due = state._replace(restarted_at=jnp.asarray(state.observed.count, jnp.int32))
@@ -132,25 +133,26 @@ def time_pieces(problem, n, repeats, clock):
         lambda: bo_module.update_fit(config, not_due, key).params, repeats, clock)
     result["acquisition"] = _seconds(
         lambda: bo_module.propose(problem.space, config, state, key), repeats, clock)
-    result["fit_compile"] = _compile_seconds(config, state, key, clock)
+    result["fit_compile"] = _compile_seconds(lambda: kernels.fit_kernel.lower(
+        config.fit, config.outputs, state.observed, None, state.params, key, jnp.asarray(True)),
+        clock)
+    result["propose_compile"] = _compile_seconds(lambda: kernels.propose_kernel.lower(
+        problem.space, config.propose, config.outputs, state.params, state.observed,
+        state.pending, None, key), clock)
     return result
 
 
-def _compile_seconds(config, state, key, clock):
-    """Seconds to trace, lower and compile the fit kernel for the state's buffers, the
-    least of three tries (JAX's caches, which hold it, are cleared before each)."""
+def _compile_seconds(lower, clock):
+    """Seconds to trace, lower (``lower()``) and compile a kernel, the least of three tries
+    (JAX's caches, which hold it, are cleared before each)."""
     import jax
-    import jax.numpy as jnp
-
-    from jhpo.searchers.bo.kernels import fit_kernel
 
     seconds = []
     for _ in range(3):
         jax.clear_caches()
         with jax.enable_x64(True):
             start = clock()
-            fit_kernel.lower(config.fit, config.outputs, state.observed, None, state.params,
-                             key, jnp.asarray(True)).compile()
+            lower().compile()
             seconds.append(clock() - start)
     return min(seconds)
 
@@ -208,17 +210,18 @@ def main():
     for n in sizes:
         ask, compile_s = time_jhpo(problem, n, repeats, clock)
         _record(report["jhpo"], n, ask, compile_s)
-        if not args.no_pieces:
-            pieces = time_pieces(problem, n, repeats, clock)
-            report["jhpo_pieces"]["n"].append(n)
-            for name, seconds in pieces.items():
-                report["jhpo_pieces"].setdefault(name + "_s", []).append(seconds)
         line = f"n={n:4d} jhpo ask {1e3 * ask:8.1f} ms (compile {compile_s:5.1f} s)"
         if use_optuna:
             ask_o, compile_o = time_optuna(problem, n, repeats, clock)
             _record(report["optuna_gp"], n, ask_o, compile_o)
             line += f"  optuna GPSampler {1e3 * ask_o:8.1f} ms  ratio {ask_o / ask:5.1f}x"
         print(line, flush=True)
+    # After every ask is timed: timing the compilations clears JAX's caches.
+    for n in [] if args.no_pieces else sizes:
+        pieces = time_pieces(problem, n, repeats, clock)
+        report["jhpo_pieces"]["n"].append(n)
+        for name, seconds in pieces.items():
+            report["jhpo_pieces"].setdefault(name + "_s", []).append(seconds)
     report["versions"] = versions(devices=True, extras=("optuna", "torch"))
     report["settings"] = {"dim": 6, "problem": problem.name, "repeats": repeats, "cpu": args.cpu,
                           "clock": args.clock}

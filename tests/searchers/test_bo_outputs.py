@@ -99,6 +99,35 @@ def test_targets_impute_failures_per_output_and_take_the_log_of_cost():
     np.testing.assert_array_equal(np.asarray(feasible), [True, False, False, False])
 
 
+def test_warp_ranks_the_objective_alone():
+    outputs = Outputs(num_objectives=1, num_constraints=1)
+    objective = jnp.asarray([5.0, np.nan, 1.0, 1000.0, 7.0])
+    constraint = jnp.asarray([0.5, -1.0, 2.0, 0.1, 9.0])
+    mask = jnp.asarray([True, True, True, True, False])
+    observed = Buffer(x=jnp.zeros((5, 2)), y=jnp.stack([objective, constraint], axis=1), mask=mask)
+    with jax.enable_x64(True):
+        warped = np.asarray(targets.output_targets(outputs, observed, None, warp=True))
+    # Ranks of (5, worst = 1000, 1, 1000) among the four observed: mid-ranks 1, 2.5, 0, 2.5.
+    np.testing.assert_allclose(warped[:4, 0], stats.norm.ppf((np.array([1, 2.5, 0, 2.5]) + 0.5) / 4))
+    np.testing.assert_allclose(warped[:4, 1], [0.5, -1.0, 2.0, 0.1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("num_constraints", [0, 2])
+def test_map_outputs_is_vmap_over_the_outputs(num_constraints):
+    outputs = Outputs(num_constraints=num_constraints)
+    columns = jax.random.normal(jax.random.key(0), (6, outputs.modelled))
+    scales = jnp.arange(1.0, outputs.modelled + 1.0)
+
+    def scaled_sum(column, scale, shift):
+        return {"total": scale * column.sum() + shift, "column": scale * column}
+
+    mapped = targets.map_outputs(scaled_sum, (1, 0, None), outputs)(columns, scales, 3.0)
+    reference = jax.vmap(scaled_sum, in_axes=(1, 0, None))(columns, scales, 3.0)
+    for key in ("total", "column"):
+        assert mapped[key].shape == reference[key].shape
+        np.testing.assert_allclose(np.asarray(mapped[key]), np.asarray(reference[key]), rtol=1e-6)
+
+
 def test_constrained_bo_proposes_mostly_where_it_has_learnt_feasibility():
     # Feasible only where x1 < 0: a third of the box, holding one of Branin's three minima.
     evaluated = run_branin(0, constraint=lambda config: -config["x1"], cost=lambda c: 1.0)

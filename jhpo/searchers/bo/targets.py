@@ -80,11 +80,17 @@ def map_outputs(fn: Callable, in_axes: tuple, outputs: Outputs) -> Callable:
         return jax.vmap(fn, in_axes=in_axes)
 
     def only_output(*args):
-        sliced = [arg if axis is None else jax.tree.map(lambda leaf: jnp.take(leaf, 0, axis), arg)
-                  for arg, axis in zip(args, in_axes)]
+        sliced = [_first_slice(arg, axis) for arg, axis in zip(args, in_axes)]
         return jax.tree.map(lambda result: result[None], fn(*sliced))
 
     return only_output
+
+
+def _first_slice(arg, axis: int | None):
+    """Each leaf of ``arg`` at index 0 along ``axis`` (a static slice); ``arg`` itself for None."""
+    if axis is None:
+        return arg
+    return jax.tree.map(lambda leaf: jax.lax.index_in_dim(leaf, 0, axis, keepdims=False), arg)
 
 
 def standardised_targets(outputs: Outputs, observed: Buffer, weights: jax.Array | None,
