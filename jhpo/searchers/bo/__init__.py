@@ -34,6 +34,9 @@ __all__ = ["BOConfig", "BOState", "FillLevels", "Outputs", "bo", "make_config", 
 
 
 class BOState(NamedTuple):
+    """The searcher's state: a pytree of arrays, which the same asks and tells (keys
+    included) always bring to the same values."""
+
     observed: Buffer
     pending: Buffer
     permutations: jax.Array  # digit scrambling of the initial Halton design
@@ -176,7 +179,8 @@ def update_fit(config: BOConfig, state: BOState, key: jax.Array,
     acquisition step. ``weights``: ParEGO's (``parego_weights``), for several objectives;
     ``levels``: the state's ``FillLevels`` when the caller has read them already.
     """
-    levels = levels or read_fill_levels(state)
+    if levels is None:
+        levels = read_fill_levels(state)
     restart = levels.observed >= config.refit_growth * levels.restarted_at
     if not restart and state.observed.capacity > config.fit.fit_subset:
         return state
