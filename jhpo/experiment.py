@@ -248,8 +248,10 @@ def _run_grid(target, space: Space, methods: list[Method], seeds: list[int], dir
                 continue
             bar.set_postfix_str(key)
             run_dir = run_directory(directory, method.name, seed)
-            tune_function(target, space, **{**settings, **method.tuner_arguments()},
-                          seed=seed, run_dir=str(run_dir), progress=False)
+            result = tune_function(target, space, **{**settings, **method.tuner_arguments()},
+                                   seed=seed, run_dir=str(run_dir), progress=False)
+            if getattr(result, "interrupted", False):  # Ctrl-C: the grid stops, runs resume later
+                break
             finished[key] = _run_summary(run_dir)
             _write_description(directory, description)
             bar.update(1)
