@@ -304,7 +304,7 @@ class RunDirectory:
         resumed run drops the reports of trials it trains again)."""
         reports = self.read_reports()
         kept = [report for index, report in enumerate(reports) if keep(index, report)]
-        if len(kept) < len(reports) or self.reports_path.exists():
+        if len(kept) < len(reports):  # a cut-short last line is repair()'s to remove
             jsonfile.atomic_write_text(self.reports_path,
                                        "".join(jsonfile.dumps(r) + "\n" for r in kept))
 

@@ -137,12 +137,10 @@ def make_trial(goal: Goal, *, trial_id: int, row, config: Mapping, seed: int, st
     values, feasible = nan, None
     if status != FAILED:
         _, objective_values, constraint_values = goal.read(metrics)
-        bad = [name for name, v in zip(list(goal.metrics) + list(goal.constraints),
-                                       objective_values + constraint_values)
-               if not math.isfinite(v)]
-        huge = [name for name, v in zip(list(goal.metrics) + list(goal.constraints),
-                                        objective_values + constraint_values)
-                if math.isfinite(v) and abs(v) > FLOAT32_MAX]
+        named = list(zip(list(goal.metrics) + list(goal.constraints),
+                         objective_values + constraint_values))
+        bad = [name for name, v in named if not math.isfinite(v)]
+        huge = [name for name, v in named if math.isfinite(v) and abs(v) > FLOAT32_MAX]
         if bad:
             status, error = FAILED, (f"non-finite value of {', '.join(str(n) for n in bad)} "
                                      f"({objective_values + constraint_values})")
