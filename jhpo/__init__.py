@@ -1,7 +1,7 @@
 """jhpo: hyperparameter optimization in JAX."""
 
 from jhpo import callbacks, multihost, pareto, problems, schedulers, searchers, tasks
-from jhpo.analysis import load_experiment
+from jhpo.analysis.experiments import load_experiment
 from jhpo.crossval import kfold
 from jhpo.experiment import Method, run_experiment
 from jhpo.population import Task

@@ -9,7 +9,10 @@ import math
 import sys
 from pathlib import Path
 
-from jhpo import analysis
+from jhpo.analysis.experiments import EXPERIMENT_FILE, is_experiment, load_experiment
+from jhpo.analysis.quantities import QUANTITIES
+from jhpo.analysis.statistics import STATISTICS
+from jhpo.analysis.summary import compare, summarise
 from jhpo.runs.records import (
     COMPLETED,
     FAILED,
@@ -106,7 +109,7 @@ def show(run_dir: str, limit: int | None = None, errors: bool = False) -> str:
     """A run's settings and versions, its trials (with the first line of each failure's
     error; the whole text too when ``errors``) and its best configuration; for an
     experiment directory, the grid of methods and seeds and how far it got."""
-    if analysis.is_experiment(run_dir):
+    if is_experiment(run_dir):
         return show_experiment(run_dir)
     result = load_run(run_dir)
     out = [f"run {run_dir}", *_reproducibility_lines(result.meta)]
@@ -137,7 +140,7 @@ def _answer_lines(result: Result) -> list[str]:
 
 
 def show_experiment(directory: str) -> str:
-    description = json.loads((Path(directory) / analysis.EXPERIMENT_FILE).read_text())
+    description = json.loads((Path(directory) / EXPERIMENT_FILE).read_text())
     finished = description.get("finished", {})
     seeds = description.get("seeds", [])
     out = [f"experiment {directory}",
@@ -168,9 +171,9 @@ def compare_table(directory: str, *, x: str = "time", quantity: str = "value",
                   statistic: str = "median", target: float | None = None,
                   confidence: float = 0.95, num_resamples: int = 1000, seed: int = 0) -> str:
     """The ``jhpo compare`` table: one row per method."""
-    record = analysis.load_experiment(directory)
-    rows = analysis.compare(record, x=x, quantity=quantity, statistic=statistic, target=target,
-                            confidence=confidence, num_resamples=num_resamples, seed=seed)
+    record = load_experiment(directory)
+    rows = compare(record, x=x, quantity=quantity, statistic=statistic, target=target,
+                   confidence=confidence, num_resamples=num_resamples, seed=seed)
     unit = {"time": " (s)", "evals": " (evals)"}.get(x, f" ({x})")
     header = ["method", "runs", f"final {statistic}", f"{confidence:.0%} CI", "final rank",
               "mean rank"]
@@ -201,10 +204,10 @@ def plot(path: str, output: str, *, kind: str = "anytime", x: str = "time",
     from jhpo import plot as plotting
 
     if kind == "anytime":
-        record = analysis.load_experiment(path)
-        summary = analysis.summarise(record, x=x, quantity=quantity, statistic=statistic,
-                                     log_grid=log_x, confidence=confidence,
-                                     num_resamples=num_resamples, seed=seed)
+        record = load_experiment(path)
+        summary = summarise(record, x=x, quantity=quantity, statistic=statistic,
+                            log_grid=log_x, confidence=confidence,
+                            num_resamples=num_resamples, seed=seed)
         figure = plotting.anytime_figure(summary, title=title, log_x=log_x, log_y=log_y)
     elif kind in ("trials", "pareto", "curves"):
         run_path = _run_path(path, run, kind)
@@ -224,7 +227,7 @@ def plot(path: str, output: str, *, kind: str = "anytime", x: str = "time",
 def _run_path(path: str, run: str | None, kind: str) -> Path:
     if run is not None:
         return Path(path) / run
-    if analysis.is_experiment(path):
+    if is_experiment(path):
         raise ValueError(f"--kind {kind} draws one run: pass --run METHOD/seed_K to pick one of "
                          f"the experiment {path!r}, or give a run directory")
     return Path(path)
@@ -269,12 +272,12 @@ def _add_aggregation_options(parser: argparse.ArgumentParser) -> None:
              "'resource' (sum of the resource each trial reached, e.g. epochs) or the name of "
              "a per-trial metric to sum, e.g. a step count (default: time)")
     parser.add_argument(
-        "--quantity", default="value", choices=analysis.QUANTITIES,
+        "--quantity", default="value", choices=QUANTITIES,
         help="'value': the metric itself; 'regret': distance to the optimum recorded in "
              "experiment.json; 'normalised_regret': regret divided by that of the worst value "
              "any trial reported, so 1 is the worst and 0 the optimum (default: value)")
     parser.add_argument(
-        "--statistic", default="median", choices=analysis.STATISTICS,
+        "--statistic", default="median", choices=STATISTICS,
         help="how seeds are aggregated: 'median', or 'iqm', the interquartile mean (mean of "
              "the middle half of the runs) (default: median)")
     parser.add_argument(

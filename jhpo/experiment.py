@@ -34,7 +34,7 @@ from typing import Any
 
 from jhpo import jsonfile
 from jhpo import searchers as searchers_module
-from jhpo.analysis import EXPERIMENT_FILE, ExperimentRecord, load_experiment
+from jhpo.analysis.experiments import EXPERIMENT_FILE, ExperimentRecord, load_experiment
 from jhpo.lock import RunLock
 from jhpo.progress import progress_bar
 from jhpo.runs.records import load_run, versions

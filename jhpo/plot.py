@@ -15,7 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from jhpo import analysis
+from jhpo.analysis.curves import run_curve
+from jhpo.analysis.statistics import pareto_mask
+from jhpo.analysis.summary import Summary
+from jhpo.goal import check_mode
 from jhpo.runs.records import COMPLETED, FAILED, STOPPED, Result, Trial
 
 try:
@@ -39,7 +42,7 @@ def x_label(x: str) -> str:
     return _X_LABELS.get(x, f"cumulative {x}")
 
 
-def anytime_figure(summary: analysis.Summary, *, title: str | None = None,
+def anytime_figure(summary: Summary, *, title: str | None = None,
                    log_x: bool = False, log_y: bool | None = None,
                    show_rank: bool | None = None) -> Figure:
     """Each method's centre line (a step curve: the incumbent holds until it improves)
@@ -109,7 +112,7 @@ def _plain_numbers_on_log_axis(axis) -> None:
     axis.set_minor_formatter(FuncFormatter(minor_label))
 
 
-def _y_label(summary: analysis.Summary) -> str:
+def _y_label(summary: Summary) -> str:
     quantity = _QUANTITY_LABELS[summary.quantity].format(metric=summary.metric or "value")
     if all(m.num_runs == 1 for m in summary.methods.values()):
         return quantity  # single runs: nothing was aggregated
@@ -117,7 +120,7 @@ def _y_label(summary: analysis.Summary) -> str:
             f"{summary.confidence:.0%} bootstrap CI)")
 
 
-def _spans_decades(summary: analysis.Summary, ratio: float = 20.0) -> bool:
+def _spans_decades(summary: Summary, ratio: float = 20.0) -> bool:
     drawn = np.concatenate([np.concatenate([m.center, m.lower, m.upper])
                             for m in summary.methods.values()])
     drawn = drawn[np.isfinite(drawn)]
@@ -237,7 +240,7 @@ def _improving_trials(result: Result) -> list[Trial]:
         return []
     # The same order as run_curve's points, so flags line up with trials.
     ordered = sorted(result.trials, key=lambda t: (t.end_time, t.trial_id))
-    curve = analysis.run_curve(result)
+    curve = run_curve(result)
     previous = np.concatenate([[np.nan], curve.y[:-1]])
     changed = ~np.isnan(curve.y) & ((curve.y != previous) | np.isnan(previous))
     return [t for t, flag in zip(ordered, changed) if flag]
@@ -278,12 +281,12 @@ def pareto_figure(result: Result, metrics: Sequence[str], *, modes: Sequence[str
         raise ValueError(f"metrics={metrics!r} must name exactly two metrics")
     modes = list(modes) if modes is not None else objective_modes(result, metrics)
     for mode in modes:
-        analysis.check_mode(mode)
+        check_mode(mode)
     points, feasible = pareto_points(result, metrics)
     if points.shape[0] == 0:
         available = sorted({k for t in result.trials for k in t.metrics})
         raise ValueError(f"no trial reported both metrics {metrics}; trials report {available}")
-    front = points[feasible][analysis.pareto_mask(points[feasible], modes)]
+    front = points[feasible][pareto_mask(points[feasible], modes)]
     front = front[np.argsort(front[:, 0], kind="stable")]
     figure = Figure(figsize=_SINGLE_COLUMN, layout="constrained")
     axes = figure.subplots()

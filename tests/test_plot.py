@@ -7,7 +7,7 @@ from matplotlib.colors import to_rgba
 
 from jhpo import analysis, plot
 from jhpo.runs.records import Result
-from tests.test_analysis import hand_record, trial
+from tests.analysis.hand_made import hand_record, trial
 
 
 def test_anytime_figure_draws_the_summary_it_is_given():
