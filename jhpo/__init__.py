@@ -7,8 +7,9 @@ from jhpo.experiment import Method, run_experiment
 from jhpo.population import Task
 from jhpo.runs.population import tune_population
 from jhpo.runs.blackbox import tune
+from jhpo.runs.directory import load_run
 from jhpo.runs.optimizer import Optimizer
-from jhpo.runs.records import Result, Trial, load_run
+from jhpo.runs.records import Result, Trial
 from jhpo.searchers import Searcher
 from jhpo.space import (
     Space,

@@ -13,15 +13,8 @@ from jhpo.analysis.experiments import EXPERIMENT_FILE, is_experiment, load_exper
 from jhpo.analysis.quantities import QUANTITIES
 from jhpo.analysis.statistics import STATISTICS
 from jhpo.analysis.summary import compare, summarise
-from jhpo.runs.records import (
-    COMPLETED,
-    FAILED,
-    STOPPED,
-    Result,
-    RunDirectory,
-    error_headline,
-    load_run,
-)
+from jhpo.runs.directory import RunDirectory, load_run
+from jhpo.runs.records import COMPLETED, FAILED, STOPPED, Result, error_headline
 
 
 def _format_value(value) -> str:

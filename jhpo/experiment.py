@@ -37,7 +37,7 @@ from jhpo import searchers as searchers_module
 from jhpo.analysis.experiments import EXPERIMENT_FILE, ExperimentRecord, load_experiment
 from jhpo.lock import RunLock
 from jhpo.progress import progress_bar
-from jhpo.runs.records import load_run, versions
+from jhpo.runs.directory import load_run, versions
 from jhpo.space import Space
 
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")

@@ -4,7 +4,7 @@ import pytest
 
 import jhpo
 from jhpo.goal import Goal
-from jhpo.runs.records import load_run
+from jhpo.runs.directory import load_run
 
 SPACE = {"x": jhpo.uniform(0.0, 1.0), "y": jhpo.uniform(0.0, 1.0)}
 

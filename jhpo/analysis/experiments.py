@@ -9,7 +9,8 @@ from pathlib import Path
 
 from jhpo import jsonfile
 from jhpo.analysis.curves import counts_for_incumbent
-from jhpo.runs.records import META_FILE, Result, load_run
+from jhpo.runs.directory import META_FILE, load_run
+from jhpo.runs.records import Result
 
 EXPERIMENT_FILE = "experiment.json"
 

@@ -1,6 +1,7 @@
 """The run shell: records, the ask/tell optimizer, and the loops that run trials.
 
-- :mod:`jhpo.runs.records`: ``Trial``, ``Result``, ``RunDirectory``, ``load_run``.
+- :mod:`jhpo.runs.records`: ``Trial``, ``AskRecord``, ``Result``: what a run records.
+- :mod:`jhpo.runs.directory`: ``RunDirectory``, ``load_run``: the files a run keeps them in.
 - :mod:`jhpo.runs.optimizer`: ``Optimizer`` (ask/tell over plain dicts, replay of records).
 - :mod:`jhpo.runs.shell`: what every run shares (meta, the one trial builder, resume).
 - :mod:`jhpo.runs.blackbox`: ``tune``, black-box trials, one at a time or on workers.

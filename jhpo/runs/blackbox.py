@@ -25,6 +25,7 @@ from jhpo import schedulers as schedulers_module
 from jhpo.callbacks import Callbacks
 from jhpo.goal import Goal
 from jhpo.progress import progress_bar
+from jhpo.runs.directory import RunDirectory
 from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.records import (
     COMPLETED,
@@ -32,7 +33,6 @@ from jhpo.runs.records import (
     STOPPED,
     AskRecord,
     Result,
-    RunDirectory,
     Trial,
     error_headline,
 )

@@ -20,18 +20,9 @@ from jhpo import multihost
 from jhpo.checkpoint import fingerprint_of
 from jhpo.goal import Goal
 from jhpo.lock import RunLock
+from jhpo.runs.directory import ReplicaDirectory, RunDirectory, read_json_lines
 from jhpo.runs.optimizer import Optimizer
-from jhpo.runs.records import (
-    COMPLETED,
-    FAILED,
-    AskRecord,
-    ReplicaDirectory,
-    Result,
-    RunDirectory,
-    Trial,
-    clean_metrics,
-    read_json_lines,
-)
+from jhpo.runs.records import COMPLETED, FAILED, AskRecord, Result, Trial, clean_metrics
 from jhpo.schedulers.driver import SchedulerDriver
 from jhpo.searchers.base import Searcher
 from jhpo.space import Space

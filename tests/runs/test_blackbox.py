@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import jhpo
-from jhpo.runs.records import load_run
+from jhpo.runs.directory import load_run
 from tests.killing import kill_after_records
 
 SPACE = {"x": jhpo.uniform(-5.0, 5.0), "y": jhpo.uniform(-5.0, 5.0), "k": jhpo.randint(0, 3),

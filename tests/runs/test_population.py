@@ -10,7 +10,7 @@ from jhpo import population as pop
 from jhpo.runs import population as population_run
 from jhpo.runs.population import largest_batch_size, tune_population
 from jhpo.runs.optimizer import Optimizer
-from jhpo.runs.records import load_run
+from jhpo.runs.directory import load_run
 from tests.population.toy_task import TASK
 
 SPACE = {

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from jhpo.runs.records import Result, RunDirectory, Trial, best_so_far, clean_metrics, load_run
+from jhpo.runs.records import Result, Trial, best_so_far, clean_metrics
 
 
 def make_trial(trial_id, value, status="completed", start=0.0, end=1.0):
@@ -40,33 +40,6 @@ def test_clean_metrics_makes_plain_values_and_keeps_non_finite_ones():
     assert {k: cleaned[k] for k in "acd"} == {"a": 1.5, "c": "text", "d": 3}
     assert cleaned["b"] == math.inf and cleaned["e"][0] == 0.5 and math.isnan(cleaned["e"][1])
     assert isinstance(cleaned["d"], int) and isinstance(cleaned["e"], list)
-
-
-def test_records_round_trip_through_the_run_directory(tmp_path):
-    directory = RunDirectory(tmp_path)
-    meta = directory.start({"metric": "loss", "mode": "min", "seed": 1}, identity_keys=("seed",))
-    trial = make_trial(0, 0.25)
-    trial.row = [0.125, 0.5]
-    directory.append(trial)
-    loaded = load_run(tmp_path)
-    assert loaded.trials == [trial]
-    assert loaded.meta["created"] == meta["created"]
-
-
-def test_a_corrupt_record_in_the_middle_is_an_error(tmp_path):
-    directory = RunDirectory(tmp_path)
-    directory.start({"seed": 0}, identity_keys=())
-    directory.append(make_trial(0, 1.0))
-    with open(directory.trials_path, "a") as f:
-        f.write("not json\n")
-    directory.append(make_trial(1, 1.0))
-    with pytest.raises(ValueError, match="corrupt record"):
-        directory.read_trials()
-
-
-def test_load_run_on_a_plain_directory_says_what_is_missing(tmp_path):
-    with pytest.raises(FileNotFoundError, match="meta.json"):
-        load_run(tmp_path)
 
 
 def test_to_pandas_has_one_row_per_trial():

@@ -13,7 +13,7 @@ import pytest
 
 import jhpo
 from jhpo.runs.optimizer import Optimizer
-from jhpo.runs.records import RunDirectory, load_run
+from jhpo.runs.directory import RunDirectory, load_run
 from tests.killing import kill_after_records
 from tests.runs.test_blackbox import SPACE, bowl
 

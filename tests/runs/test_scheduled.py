@@ -12,7 +12,8 @@ from jhpo import schedulers
 from jhpo.goal import Goal
 from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.population import tune_population
-from jhpo.runs.records import Result, RunDirectory, load_run
+from jhpo.runs.directory import RunDirectory, load_run
+from jhpo.runs.records import Result
 from jhpo.runs.schedule import schedule_for
 from jhpo.runs.scheduled import run_scheduled
 from jhpo.runs.shell import run_meta

@@ -17,8 +17,8 @@ import pytest
 
 import jhpo
 from jhpo.lock import RunDirectoryLocked
+from jhpo.runs.directory import RunDirectory
 from jhpo.runs.optimizer import Optimizer
-from jhpo.runs.records import RunDirectory
 from tests.killing import kill_after_records
 from tests.runs import objectives
 from tests.runs.test_resume import BO_OPTIONS
