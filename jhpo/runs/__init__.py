@@ -7,6 +7,8 @@
 - :mod:`jhpo.runs.blackbox`: ``tune``, black-box trials, one at a time or on workers;
   :mod:`jhpo.runs.blackbox_run`: the loop of one ``tune`` call over a pool;
   :mod:`jhpo.runs.reporter`: one trial's reports judged, and what its end records.
+- :mod:`jhpo.runs.pools`: what a pool of trials is, and the pool in the driver's process;
+  :mod:`jhpo.runs.parallel`: ``tune``'s settings on parallel trials, which make the pool.
 - :mod:`jhpo.runs.workers`, :mod:`jhpo.runs.worker`: the pool of local worker processes
   and the loop each runs; :mod:`jhpo.runs.ray_backend`: trials as Ray tasks.
 - :mod:`jhpo.runs.population`: ``tune_population``, populations trained as one program.

@@ -25,6 +25,7 @@ from jhpo.goal import Goal
 from jhpo.progress import progress_bar
 from jhpo.runs.blackbox_run import BlackBoxRun, Budget
 from jhpo.runs.optimizer import Optimizer
+from jhpo.runs.parallel import Parallel
 from jhpo.runs.records import Result, Trial
 from jhpo.runs.reporter import takes_report
 from jhpo.runs.shell import (
@@ -36,7 +37,6 @@ from jhpo.runs.shell import (
     run_meta,
     stopped_by_interrupt,
 )
-from jhpo.runs.workers import Parallel
 from jhpo.schedulers import Scheduler
 from jhpo.schedulers.driver import SchedulerDriver
 from jhpo.searchers.base import Searcher
@@ -114,7 +114,7 @@ def tune(
     run is not: which trials are pending at each ask depends on timing. Each ask records
     them (``pending`` in ``asks.jsonl``), and a resume replays the asks as they happened.
     ``synchronous=True`` runs rounds of ``batch_size`` trials (default 8,
-    ``jhpo.runs.workers.SYNCHRONOUS_BATCH_SIZE``): each round is asked in one call, run on
+    ``jhpo.runs.parallel.SYNCHRONOUS_BATCH_SIZE``): each round is asked in one call, run on
     the workers, and told in trial-id order once all of it finished, so the configurations
     are the same, bit for bit, for any number of workers and any timing (for a
     deterministic objective), and the first n trials of a run are those of any longer run.

@@ -12,10 +12,11 @@ import numpy as np
 from jhpo.callbacks import Callbacks
 from jhpo.runs.directory import RunDirectory
 from jhpo.runs.optimizer import Optimizer
+from jhpo.runs.parallel import Parallel
+from jhpo.runs.pools import Finished, Lost, Started, TrialPool
 from jhpo.runs.records import FAILED, AskRecord, Result, Trial, error_headline
 from jhpo.runs.reporter import Reporter, lost_outcome, outcome_of, takes_report
 from jhpo.runs.shell import Resumed, make_trial
-from jhpo.runs.workers import Finished, Lost, Parallel, Started, TrialPool
 from jhpo.schedulers.driver import SchedulerDriver
 
 

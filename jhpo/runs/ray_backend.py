@@ -26,16 +26,8 @@ except ImportError as error:  # Ray is an optional dependency
     raise ImportError("backend='ray' needs Ray: pip install 'jhpo[ray]' (or pip install ray)") \
         from error
 
+from jhpo.runs.pools import Event, Finished, Judge, Lost, Started, objective_name, pickled_objective
 from jhpo.runs.worker import Called, RemoteReport, call_objective, encode_decision
-from jhpo.runs.workers import (
-    Event,
-    Finished,
-    Judge,
-    Lost,
-    Started,
-    objective_name,
-    pickled_objective,
-)
 
 
 @ray.remote(num_cpus=0)

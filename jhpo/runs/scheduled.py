@@ -54,8 +54,8 @@ from jhpo.checkpoint import Checkpoints
 from jhpo.goal import Goal
 from jhpo.population import PopulationPrograms
 from jhpo.progress import progress_bar
-from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.directory import RunDirectory
+from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.records import COMPLETED, FAILED, STOPPED, AskRecord, Result, Trial
 from jhpo.runs.schedule import Schedule
 from jhpo.runs.shell import POPULATION_IDENTITY_KEYS, make_trial, run_fingerprint
