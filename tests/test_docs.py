@@ -60,3 +60,23 @@ def test_python_snippets_are_valid_python(page):
     blocks = re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
     for index, block in enumerate(blocks):
         ast.parse(block, filename=f"{page.name}, python block {index}")
+
+
+def test_the_readme_layout_lists_every_module_that_holds_code():
+    """Each module of jhpo/ has its line in the README's Layout table (an ``__init__.py``
+    that only re-exports needs none), and no line names a module that is gone."""
+    root = DOCS.parent
+    layout = (root / "README.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `(jhpo/[\w/]+\.py)` \|", layout, re.M))
+    modules = set()
+    for path in (root / "jhpo").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        holds_code = any(isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Assign))
+                         and not (isinstance(node, ast.Assign)
+                                  and [getattr(t, "id", None) for t in node.targets] == ["__all__"])
+                         for node in tree.body)
+        if path.name != "__init__.py" or holds_code:
+            modules.add(str(path.relative_to(root)))
+    assert not modules - listed, f"add a line to the README's Layout: {sorted(modules - listed)}"
+    gone = sorted(listed - modules)
+    assert not gone, f"the README's Layout names modules that do not exist: {gone}"
