@@ -14,6 +14,7 @@ from jhpo import problems
 from jhpo.searchers import make
 from jhpo.searchers.base import Buffer, append
 from jhpo.searchers.bo import Outputs, kernels, make_config, targets
+from jhpo.searchers.bo.options import liar_for_ask
 from jhpo.space import Space
 
 # One space and one set of options for most tests, so they share compiled kernels.
@@ -298,10 +299,19 @@ def test_large_buffers_screen_fewer_random_rows():
     ({"ucb_beta": -1.0}, "ucb_beta"),
     ({"fit_subset": 1.5}, "fit_subset"),
     ({"num_local": -1}, "num_local"),
+    ({"liar": "median"}, "liar"),
 ])
 def test_bad_options_name_the_parameter(options, parameter):
     with pytest.raises(ValueError, match=parameter):
         make("bo", SPACE, **options)
+
+
+@pytest.mark.parametrize("liar, reference", [("mean", np.mean), ("worst", np.max), ("best", np.min)])
+def test_the_constant_lie_is_the_chosen_statistic_of_the_observed_values(liar, reference):
+    values = np.random.default_rng(0).normal(size=12)
+    mask = np.arange(12) < 9  # the last three slots are empty and must not count
+    lie = kernels.constant_lie(liar, jnp.asarray(values), jnp.asarray(mask))
+    np.testing.assert_allclose(float(lie), reference(values[:9]), rtol=1e-6)
 
 
 def test_ucb_acquisition_proposes_fresh_rows():
@@ -312,3 +322,37 @@ def test_ucb_acquisition_proposes_fresh_rows():
         warnings.simplefilter("error")
         batch, _, _ = searcher.ask(state, jax.random.key(12), 2)
     assert_fresh_valid_rows(batch, state)
+
+
+def test_the_believer_lie_leaves_the_objectives_mean_and_shrinks_its_variance_at_pending_rows():
+    # Conditioning on the GP's own prediction at a pending row is no news for the mean
+    # anywhere, and certainty at that row: compared against the observed-only GP.
+    from jhpo import gp
+
+    with jax.enable_x64(True):
+        key_x, key_p, key_q = jax.random.split(jax.random.key(5), 3)
+        x = jax.random.uniform(key_x, (10, 2), jnp.float64)
+        y = jnp.sin(6 * x[:, 0]) + x[:, 1]
+        pending = jax.random.uniform(key_p, (3, 2), jnp.float64)
+        query = jnp.concatenate([jax.random.uniform(key_q, (5, 2), jnp.float64), pending])
+        mask = jnp.ones(10, bool)
+        params = jax.tree.map(lambda p: p.astype(jnp.float64), gp.default_params(2))
+        lies = kernels.pending_lies("believer", params, x, y, mask, pending)
+        before = gp.predict(gp.posterior(params, x, y, mask), query)
+        after = gp.predict(gp.posterior(params, jnp.concatenate([x, pending]),
+                                        jnp.concatenate([y, lies]), jnp.ones(13, bool)), query)
+        (mean_before, variance_before), (mean_after, variance_after) = jax.device_get((before, after))
+    np.testing.assert_allclose(mean_after, mean_before, rtol=1e-6, atol=1e-8)
+    assert np.all(variance_after[-3:] < 0.5 * variance_before[-3:])
+
+
+@pytest.mark.parametrize("liar, n, resolved", [("auto", 1, "believer"), ("auto", 4, "best"),
+                                               ("worst", 1, "worst"), ("mean", 4, "mean")])
+def test_auto_liar_believes_the_gp_for_one_row_and_takes_the_best_value_for_a_batch(liar, n, resolved):
+    config = make_config(SPACE, liar=liar)
+    assert liar_for_ask(config, n).propose.liar == resolved
+
+
+def test_an_unresolved_liar_never_reaches_the_kernel():
+    with pytest.raises(ValueError, match="liar='auto'"):
+        kernels.constant_lie("auto", jnp.zeros(3), jnp.ones(3, bool))

@@ -2,9 +2,10 @@
 
 The first ``num_initial`` trials come from the scrambled Halton sequence of
 ``quasirandom``; after that each ask updates the GPs' hyperparameters once and maximises
-the acquisition function once per requested row. Pending rows count as the worst value
-observed so far (a constant liar), so a batch spreads out; failed trials (NaN) count as
-the worst value of each output. The GPs run in float64 inside a scoped
+the acquisition function once per requested row. Pending rows join the objective's data
+with a provisional value (the ``liar`` option), so a batch spreads out and asynchronous
+workers do not all chase one point; failed trials (NaN) count as the worst value of each
+output. The GPs run in float64 inside a scoped
 ``jax.enable_x64(True)``: the process-wide flag and float32 training code are untouched.
 
 ``docs/design/bo.md`` explains the choices (fitting schedule, liar, ParEGO, constraints,
@@ -25,7 +26,7 @@ from jhpo import gp
 from jhpo.searchers.base import (Buffer, Searcher, capacity_for, compact, empty_buffer, grow,
                                  record_told, write_after_filled)
 from jhpo.searchers.bo.kernels import first_untaken, fit_kernel, propose_kernel
-from jhpo.searchers.bo.options import BOConfig, Outputs, check_count, make_config
+from jhpo.searchers.bo.options import BOConfig, Outputs, check_count, liar_for_ask, make_config
 from jhpo.searchers.random import halton_rows, quasirandom
 from jhpo.space import Space
 
@@ -82,6 +83,10 @@ def bo(space: Space, **options) -> Searcher:
     cost_exponent (1.0, with ``cost_aware``): the acquisition is LogEI minus this
         times the expected log cost, that is log(EI / cost^exponent). 1 is EI per
         unit cost; 2 avoids expensive rows more strongly.
+    liar ("auto"): the provisional value of a pending row in the objective's GP:
+        "believer" (the GP's own mean there, given what was observed), "best", "mean" or
+        "worst" (of the observed values). "auto" is "believer" when one row is asked (a
+        free worker's ask) and "best" for a batch.
     multi_fidelity (False): each told row ends with the trial's fidelity in [0, 1]
         (``jhpo.goal.Goal.fidelity_of``); the GPs take it as one more input and the
         acquisition looks at fidelity 1. ``jhpo.tune`` and ``jhpo.tune_population`` turn
@@ -118,7 +123,7 @@ def bo(space: Space, **options) -> Searcher:
                 row = halton_rows(space, state.permutations, levels.observed + num_pending, 1)[0]
                 row, found = first_untaken(space, row, state.observed, state.pending, row_key)
             else:
-                row, found = propose(space, config, state, row_key, weights)
+                row, found = propose(space, liar_for_ask(config, n), state, row_key, weights)
             state = state._replace(pending=_add_pending(state.pending, num_pending, row))
             rows.append(row)
             fresh.append(found)
@@ -194,7 +199,8 @@ def update_fit(config: BOConfig, state: BOState, key: jax.Array,
 def propose(space: Space, config: BOConfig, state: BOState, key: jax.Array,
             weights: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """The acquisition maximiser given the state's fit, observations and pending rows, and
-    whether it is fresh (False: every candidate was already observed or pending)."""
+    whether it is fresh (False: every candidate was already observed or pending). A liar
+    still "auto" is resolved as for an ask of one row."""
     with jax.enable_x64(True):
-        return propose_kernel(space, config.propose, config.outputs, state.params,
+        return propose_kernel(space, liar_for_ask(config, 1).propose, config.outputs, state.params,
                               state.observed, state.pending, weights, key)

@@ -78,22 +78,25 @@ def propose_kernel(space: Space, config: ProposeConfig, outputs: Outputs, params
     The acquisition is LogEI (or UCB) of the objective's GP, plus the log probability of
     feasibility under the constraints' GPs, minus ``cost_exponent`` times the expected log
     cost, all at fidelity 1. Pending rows join the objective's data with the worst
-    observed value (a constant liar); the other GPs see only what was observed.
+    value ``config.liar`` picks from the observed ones (a constant liar); the other GPs
+    see only what was observed.
     """
     targets, offsets, scales = standardised_targets(outputs, observed, weights, config.warp)
     objective = targets[:, 0]
-    lie = jnp.max(jnp.where(observed.mask, objective, -jnp.inf))
+    params64 = jax.tree.map(lambda p: p.astype(jnp.float64), params)
     x_all = jnp.concatenate([observed.x, pending.x]).astype(jnp.float64)
     mask_all = jnp.concatenate([observed.mask, pending.mask])
     # Pending trials will be trained in full, so their lie stands at fidelity 1.
-    x_model = jnp.concatenate([observed_inputs(outputs, observed),
-                               model_inputs(outputs, pending.x, 1.0)])
+    x_observed = observed_inputs(outputs, observed)
+    x_pending = model_inputs(outputs, pending.x, 1.0)
+    lie = pending_lies(config.liar, jax.tree.map(lambda p: p[0], params64), x_observed,
+                       objective, observed.mask, x_pending)
+    x_model = jnp.concatenate([x_observed, x_pending])
     pending_values = jnp.zeros((pending.capacity, outputs.modelled)).at[:, 0].set(lie)
     y_all = jnp.concatenate([targets, pending_values])
     pending_in_model = jnp.arange(outputs.modelled)[:, None] == 0
     masks = jnp.concatenate([jnp.broadcast_to(observed.mask, (outputs.modelled, observed.capacity)),
                              pending.mask[None, :] & pending_in_model], axis=1)
-    params64 = jax.tree.map(lambda p: p.astype(jnp.float64), params)
     posteriors = map_outputs(gp.posterior, (0, None, 1, 0), outputs)(params64, x_model, y_all,
                                                                      masks)
 
@@ -170,6 +173,33 @@ def _maximize_over_space(space: Space, score, key, x_all, mask_all, config: Prop
         centres=best_row.astype(jnp.float64),
     )
     return row.astype(jnp.float32), found
+
+
+def pending_lies(liar: str, params: gp.GPParams, x_observed: jax.Array, objective: jax.Array,
+                 mask: jax.Array, x_pending: jax.Array) -> jax.Array:
+    """The values pending rows stand in with in the objective's GP (``params``).
+
+    "believer": the GP's mean at each pending row given what was observed, so the mean
+    surface stays as it is and only the variance at pending rows shrinks; otherwise one
+    constant for all (``constant_lie``).
+    """
+    if liar == "believer":
+        believed = gp.posterior(params, x_observed, objective, mask)
+        return gp.predict(believed, x_pending)[0]
+    return jnp.broadcast_to(constant_lie(liar, objective, mask), x_pending.shape[:1])
+
+
+def constant_lie(liar: str, objective: jax.Array, mask: jax.Array) -> jax.Array:
+    """The value a pending row stands in with: the mean, worst (largest) or best
+    (smallest) of the observed (minimised) ``objective`` values."""
+    if liar == "mean":
+        return jnp.sum(jnp.where(mask, objective, 0.0)) / jnp.maximum(jnp.sum(mask), 1)
+    if liar == "worst":
+        return jnp.max(jnp.where(mask, objective, -jnp.inf))
+    if liar == "best":
+        return jnp.min(jnp.where(mask, objective, jnp.inf))
+    raise ValueError(f"liar={liar!r} must be resolved to 'believer', 'best', 'mean' or 'worst' "
+                     "before proposing (see options.liar_for_ask)")
 
 
 @functools.partial(jax.jit, static_argnums=0, compiler_options=gp.COMPILER_OPTIONS)

@@ -10,6 +10,7 @@ from jhpo import acquisition as acq
 from jhpo.space import Space
 
 ACQUISITIONS = ("logei", "ucb")
+LIARS = ("auto", "believer", "best", "mean", "worst")
 
 
 class FitConfig(NamedTuple):
@@ -30,6 +31,7 @@ class ProposeConfig(NamedTuple):
     ucb_beta: float
     maximize: acq.MaximizeConfig
     cost_exponent: float = 1.0
+    liar: str = "auto"
 
 
 class Outputs(NamedTuple):
@@ -85,6 +87,7 @@ def make_config(
     cost_aware: bool = False,
     cost_exponent: float = 1.0,
     multi_fidelity: bool = False,
+    liar: str = "auto",
 ) -> BOConfig:
     """Check the options of ``bo`` and gather them; see ``bo`` for their meaning."""
     if num_initial is None:
@@ -93,6 +96,8 @@ def make_config(
     check_flag("warp", warp)
     if acquisition not in ACQUISITIONS:
         raise ValueError(f"acquisition={acquisition!r} must be one of {ACQUISITIONS}")
+    if liar not in LIARS:
+        raise ValueError(f"liar={liar!r} must be one of {LIARS}")
     check_count("num_restarts", num_restarts, 1)
     check_count("fit_evaluations", fit_evaluations, 0)
     check_count("refine_evaluations", refine_evaluations, 0)
@@ -138,9 +143,21 @@ def make_config(
                 num_local=int(num_local),
             ),
             cost_exponent=float(cost_exponent),
+            liar=liar,
         ),
         outputs=Outputs(int(num_objectives), int(num_constraints), cost_aware, multi_fidelity),
     )
+
+
+def liar_for_ask(config: BOConfig, n: int) -> BOConfig:
+    """``config`` with its liar resolved for an ask of ``n`` rows. "auto" is the kriging
+    believer for one row, since the rows then pending are other workers' trials, spread
+    already; for a batch it is the best observed value, since a batch needs the spread a
+    constant gives (docs/design/bo.md has the measurements)."""
+    if config.propose.liar != "auto":
+        return config
+    liar = "believer" if n == 1 else "best"
+    return config._replace(propose=config.propose._replace(liar=liar))
 
 
 def check_count(name: str, value, minimum: int) -> None:
