@@ -139,15 +139,19 @@ def _needs_startup(observed: Buffer, num_initial: int) -> bool:
 # ----------------------------------------------------------------------------- the groups
 
 
-def good_mask(values: jax.Array, mask: jax.Array, gamma: float, max_good: int) -> jax.Array:
+def good_slots(values: jax.Array, mask: jax.Array, gamma: float,
+               max_good: int) -> tuple[jax.Array, jax.Array]:
     """The good group: the ``min(ceil(gamma n), max_good)`` lowest finite values among the n
-    filled slots (ties go to the earlier slot). Failed trials (NaN) are never good."""
+    filled slots (ties go to the earlier slot); failed trials (NaN) are never good. Returned
+    as ``min(max_good, len(values))`` slots, lowest value first, and whether each is a
+    member. A partial selection (``top_k``) rather than a full sort: on XLA's CPU backend a
+    sort that carries indices costs about 7x a sort of one array of keys."""
     finite = mask & jnp.isfinite(values)
     count = jnp.sum(mask)
     num_good = jnp.minimum(jnp.minimum(jnp.ceil(gamma * count), max_good), jnp.sum(finite))
-    order = jnp.argsort(jnp.where(finite, values, jnp.inf), stable=True)
-    rank = jnp.zeros_like(order).at[order].set(jnp.arange(order.shape[0]))
-    return finite & (rank < num_good)
+    size = min(max_good, values.shape[0])
+    _, slots = jax.lax.top_k(-jnp.where(finite, values, jnp.inf), size)
+    return slots, finite[slots] & (jnp.arange(size) < num_good)
 
 
 def fading_weights(members: jax.Array) -> jax.Array:
@@ -188,7 +192,7 @@ def neighbour_bandwidths(values: jax.Array, active: jax.Array) -> jax.Array:
     neighbour; then clipped to [1 / min(100, m + 1), 1] for m active centres. Widths of
     inactive centres are meaningless."""
     count = jnp.sum(active)
-    order = jnp.argsort(jnp.where(active, values, jnp.inf))
+    order = ascending_order(values, active)
     ranked = values[order]
     position = jnp.arange(values.shape[0])
     below = jnp.roll(ranked, 1)
@@ -201,6 +205,23 @@ def neighbour_bandwidths(values: jax.Array, active: jax.Array) -> jax.Array:
     width = jnp.where(several & highest, ranked - below, width)
     floor = 1.0 / jnp.minimum(MAX_BANDWIDTH_DIVISOR, count + 1.0)
     return jnp.zeros_like(values).at[order].set(jnp.clip(width, floor, 1.0))
+
+
+def ascending_order(values: jax.Array, active: jax.Array) -> jax.Array:
+    """The slots of unit-interval ``values`` in ascending order, the active ones first; ties,
+    and values closer than ``2**-(31 - b)`` for ``2**b`` slots, in slot order.
+
+    One int32 key per slot, the value rounded to ``31 - b`` bits above the slot's ``b``
+    bits, sorted alone: on XLA's CPU backend a sort of one array of int32 keys costs about
+    a seventh of an argsort (a sort that carries indices). The rounding only orders; the
+    gaps are taken between the exact values."""
+    size = values.shape[0]
+    slot_bits = max(1, (size - 1).bit_length())
+    inactive_level = 2 ** (31 - slot_bits) - 1
+    level = jnp.round(jnp.clip(values, 0.0, 1.0) * (inactive_level - 1)).astype(jnp.int32)
+    level = jnp.where(active, level, inactive_level)
+    keys = jnp.sort(level * (1 << slot_bits) + jnp.arange(size, dtype=jnp.int32))
+    return keys & ((1 << slot_bits) - 1)
 
 
 # ----------------------------------------------------------------------------- densities
@@ -352,11 +373,9 @@ def _ask_kernel(space: Space, config: TPEConfig, n: int, startup: bool, observed
                 pending: Buffer, key: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``n`` rows, each the best candidate given the rows chosen before it in the batch,
     and whether each is fresh."""
-    good = good_mask(observed.y, observed.mask, config.gamma, config.max_good)
-    # At most max_good rows are good: gathered to the front, they make a small mixture.
-    good_slots = jnp.argsort(~good, stable=True)[:config.max_good]
-    good_mixture = fit_parzen(space, observed.x[good_slots], good[good_slots],
-                              config.prior_weight)
+    slots, members = good_slots(observed.y, observed.mask, config.gamma, config.max_good)
+    good_mixture = fit_parzen(space, observed.x[slots], members, config.prior_weight)
+    good = jnp.zeros(observed.mask.shape, bool).at[slots].set(members)
     bad_weights = jnp.concatenate([fading_weights(observed.mask & ~good), pending.mask])
 
     def choose(chosen: Buffer, inputs):

@@ -20,7 +20,7 @@ from tests.searchers.driving import best_after
 fit_parzen = jax.jit(tpe.fit_parzen, static_argnums=(0, 3))
 parzen_log_density = jax.jit(tpe.parzen_log_density, static_argnums=0)
 sample_parzen = jax.jit(tpe.sample_parzen, static_argnums=(0, 3))
-good_mask = jax.jit(tpe.good_mask, static_argnums=(2, 3))
+good_slots = jax.jit(tpe.good_slots, static_argnums=(2, 3))
 
 MIXED = Space({
     "x": jhpo.uniform(-2.0, 3.0),
@@ -163,6 +163,29 @@ def test_far_bins_keep_finite_log_masses():
     np.testing.assert_allclose(ours, expected, rtol=1e-4)
 
 
+@pytest.mark.parametrize("size", [1, 2, 3, 40, 1153])
+def test_bandwidths_follow_the_neighbour_rule(size):
+    # Ties (values on a lattice, as ints and ordinals are) and inactive slots included.
+    rng = np.random.default_rng(size)
+    values = np.where(rng.random(size) < 0.5, rng.random(size), rng.integers(0, 8, size) / 7)
+    active = rng.random(size) < 0.8
+    active[0] = True
+    widths = jax.jit(tpe.neighbour_bandwidths)(jnp.asarray(values, jnp.float32),
+                                               jnp.asarray(active))
+    expected = reference_widths(values[active].astype(np.float32).tolist())
+    np.testing.assert_allclose(np.asarray(widths)[active], expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [5, 128, 1153])
+def test_ascending_order_sorts_active_values_first_ties_by_slot(size):
+    rng = np.random.default_rng(size)
+    values = np.round(rng.random(size), 2).astype(np.float32)
+    active = rng.random(size) < 0.7
+    order = np.asarray(jax.jit(tpe.ascending_order)(jnp.asarray(values), jnp.asarray(active)))
+    key = [(not active[i], values[i] if active[i] else 0.0, i) for i in range(size)]
+    np.testing.assert_array_equal(order, sorted(range(size), key=lambda i: key[i]))
+
+
 # ----------------------------------------------------------------------------- sampling
 
 
@@ -228,10 +251,12 @@ def test_ask_draws_from_the_good_group():
 def test_good_group_is_the_lowest_gamma_fraction(count):
     rng = np.random.default_rng(count)
     capacity = 512
-    values = rng.normal(size=capacity).astype(np.float32)
+    values = np.round(rng.normal(size=capacity), 1).astype(np.float32)  # with ties
     values[rng.random(capacity) < 0.2] = np.nan  # failed trials are never good
     mask = np.arange(capacity) < count
-    ours = np.asarray(good_mask(jnp.asarray(values), jnp.asarray(mask), 0.1, 25))
+    slots, members = good_slots(jnp.asarray(values), jnp.asarray(mask), 0.1, 25)
+    ours = np.zeros(capacity, bool)
+    ours[np.asarray(slots)[np.asarray(members)]] = True
     finite = [i for i in range(count) if np.isfinite(values[i])]
     num_good = min(math.ceil(0.1 * count), 25, len(finite))
     expected = np.zeros(capacity, bool)
