@@ -11,9 +11,10 @@ rows: one component per row, plus a prior component of weight ``prior_weight``. 
 
 - for a numeric column (float, int, ordinal) a Gaussian truncated to [0, 1], centred on
   the row, as wide as the larger gap to its neighbours among the group's rows in that
-  column (the adaptive Parzen estimator of the TPE paper; ``neighbour_bandwidths``), so
-  kernels narrow where good rows crowd, floored at ``1 / min(100, m + 1)`` for m rows with
-  the parameter active, so that a few rows do not make spikes. A float scores the kernel's
+  column (the adaptive Parzen estimator of the TPE paper; ``neighbour_bandwidths``; rows of
+  equal value share one width), so kernels narrow where good rows crowd, floored at
+  ``1 / min(100, m + 2)`` for m rows with the parameter active, so that a few rows do not
+  make spikes. A float scores the kernel's
   density; an int or ordinal column scores the kernel's mass over the bin of the
   candidate's value, so two groups are compared on the lattice the objective sees;
 - for a one-hot block of k categories a categorical kernel: ``(1 + a) / (1 + k a)`` on the
@@ -54,7 +55,7 @@ from jhpo.searchers.base import (
 )
 from jhpo.space import Column, Space
 
-# The narrowest kernel is 1 / min(MAX_BANDWIDTH_DIVISOR, m + 1).
+# The narrowest kernel is 1 / min(MAX_BANDWIDTH_DIVISOR, m + 2).
 MAX_BANDWIDTH_DIVISOR = 100.0
 # Members of a group that keep full weight, the newest ones (see fading_weights).
 RECENT_ROWS = 25
@@ -186,24 +187,34 @@ def fit_parzen(space: Space, rows: jax.Array, weights: jax.Array,
 
 
 def neighbour_bandwidths(values: jax.Array, active: jax.Array) -> jax.Array:
-    """Each active centre's kernel width in one column: the larger of the gaps to its
-    neighbours among the active centres, the faces 0 and 1 counting as neighbours, except
-    that the lowest and highest of two or more centres take the gap to their inner
-    neighbour; then clipped to [1 / min(100, m + 1), 1] for m active centres. Widths of
-    inactive centres are meaningless."""
+    """Each active centre's kernel width in one column: the larger of the gaps between its
+    value and the next lower and next higher distinct values among the active centres, the
+    faces 0 and 1 counting as neighbours, except that the lowest and highest of two or more
+    distinct values take the gap to their inner neighbour; then clipped to
+    [1 / min(100, m + 2), 1] for m active centres (the floor counts the prior as one more
+    kernel). Centres of equal value (ints and ordinals repeat) share one width: taken
+    between sorted neighbours as in Hyperopt and Optuna, the first of a tied run would get
+    the gap below, the last the gap above and those between the floor, an arbitrary
+    pick by slot that the joint density over several columns turns into differences of
+    several nats. Widths of inactive centres are meaningless."""
+    size = values.shape[0]
     count = jnp.sum(active)
     order = ascending_order(values, active)
     ranked = values[order]
-    position = jnp.arange(values.shape[0])
-    below = jnp.roll(ranked, 1)
-    above = jnp.roll(ranked, -1)
-    lowest, highest = position == 0, position == count - 1
+    position = jnp.arange(size)
+    starts = (position == 0) | (ranked != jnp.roll(ranked, 1))
+    ends = (position == count - 1) | (ranked != jnp.roll(ranked, -1))
+    first = jax.lax.cummax(jnp.where(starts, position, 0))  # first position of each run
+    last = jax.lax.cummin(jnp.where(ends, position, size - 1), reverse=True)
+    lowest, highest = first == 0, last == count - 1
+    below = ranked[jnp.maximum(first - 1, 0)]
+    above = ranked[jnp.minimum(last + 1, size - 1)]
     width = jnp.maximum(ranked - jnp.where(lowest, 0.0, below),
                         jnp.where(highest, 1.0, above) - ranked)
-    several = count >= 2
+    several = ranked[0] != ranked[jnp.maximum(count - 1, 0)]
     width = jnp.where(several & lowest, above - ranked, width)
     width = jnp.where(several & highest, ranked - below, width)
-    floor = 1.0 / jnp.minimum(MAX_BANDWIDTH_DIVISOR, count + 1.0)
+    floor = 1.0 / jnp.minimum(MAX_BANDWIDTH_DIVISOR, count + 2.0)
     return jnp.zeros_like(values).at[order].set(jnp.clip(width, floor, 1.0))
 
 

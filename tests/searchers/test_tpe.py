@@ -37,19 +37,21 @@ MIXED = Space({
 
 
 def reference_widths(values):
-    """Kernel widths by the neighbour rule, one centre at a time."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
+    """Kernel widths by the neighbour rule over distinct values, one centre at a time."""
+    distinct = sorted(set(values))
     m = len(values)
-    widths = [0.0] * m
-    for rank, i in enumerate(order):
-        left = values[order[rank - 1]] if rank > 0 else 0.0
-        right = values[order[rank + 1]] if rank < m - 1 else 1.0
-        width = max(values[i] - left, right - values[i])
-        if m >= 2 and rank == 0:
-            width = values[order[1]] - values[i]
-        if m >= 2 and rank == m - 1:
-            width = values[i] - values[order[m - 2]]
-        widths[i] = min(max(width, 1.0 / min(100.0, m + 1.0)), 1.0)
+    widths = []
+    for value in values:
+        rank = distinct.index(value)
+        left = distinct[rank - 1] if rank > 0 else 0.0
+        right = distinct[rank + 1] if rank < len(distinct) - 1 else 1.0
+        width = max(value - left, right - value)
+        if len(distinct) >= 2 and rank == 0:
+            width = distinct[1] - value
+        if len(distinct) >= 2 and rank == len(distinct) - 1:
+            width = value - distinct[-2]
+        # The floor counts the prior as one more kernel.
+        widths.append(min(max(width, 1.0 / min(100.0, m + 2.0)), 1.0))
     return widths
 
 
