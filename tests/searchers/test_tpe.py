@@ -17,7 +17,7 @@ from jhpo.space import Space
 from tests.searchers.driving import best_after
 
 # Jitted (the space static): run op by op, these take seconds per call.
-fit_parzen = jax.jit(tpe.fit_parzen, static_argnums=(0, 3))
+fit_parzen = jax.jit(tpe.fit_parzen, static_argnums=(0, 3, 4))
 parzen_log_density = jax.jit(tpe.parzen_log_density, static_argnums=0)
 sample_parzen = jax.jit(tpe.sample_parzen, static_argnums=(0, 3))
 good_slots = jax.jit(tpe.good_slots, static_argnums=(2, 3))
@@ -53,6 +53,14 @@ def reference_widths(values):
         # The floor counts the prior as one more kernel.
         widths.append(min(max(width, 1.0 / min(100.0, m + 2.0)), 1.0))
     return widths
+
+
+def reference_scott_widths(values, num_parameters):
+    """Scott's rule, written out: one width for all centres of a column."""
+    m = len(values)
+    spread = np.std(values, ddof=1) if m > 1 else 0.0
+    width = (4 / 3) ** 0.2 * spread * m ** (-1 / (num_parameters + 4))
+    return [min(max(width, 1.0 / min(100.0, m + 2.0)), 1.0)] * m
 
 
 def unit_bin(space, name, value):
@@ -92,7 +100,7 @@ def normal_mass(a, b):
     return stats.norm.cdf(b) - stats.norm.cdf(a)
 
 
-def reference_log_density(space, centres, weights, prior_weight, candidates):
+def reference_log_density(space, centres, weights, prior_weight, candidates, rule="scott"):
     centres, candidates = np.asarray(centres, float), np.asarray(candidates, float)
     used = [i for i in range(len(centres)) if weights[i] > 0]
     centre_configs = space.to_configs(centres)
@@ -100,7 +108,10 @@ def reference_log_density(space, centres, weights, prior_weight, candidates):
     for column in space.columns:
         holders = [i for i in used if column.name in centre_configs[i]]
         smoothing[column.name] = prior_weight / (len(holders) + 1)
-        for i, width in zip(holders, reference_widths([centres[i, column.start] for i in holders])):
+        column_values = [centres[i, column.start] for i in holders]
+        rule_widths = (reference_widths(column_values) if rule == "neighbour"
+                       else reference_scott_widths(column_values, len(space.columns)))
+        for i, width in zip(holders, rule_widths):
             widths[i, column.name] = width
     densities = []
     for x, config in zip(candidates, space.to_configs(candidates)):
@@ -132,14 +143,15 @@ def reference_log_density(space, centres, weights, prior_weight, candidates):
 # ----------------------------------------------------------------------------- densities
 
 
+@pytest.mark.parametrize("rule", tpe.BANDWIDTH_RULES)
 @pytest.mark.parametrize("prior_weight", [1.0, 0.3])
-def test_log_density_matches_a_loop_wise_numpy_computation(prior_weight):
+def test_log_density_matches_a_loop_wise_numpy_computation(prior_weight, rule):
     centres = MIXED.sample(jax.random.key(0), 14)
     weights = np.array([0.3, 1.0, 0.55] + [1.0] * 7 + [0.0] * 4)  # the last four are unused
     candidates = MIXED.sample(jax.random.key(1), 30)
-    parzen = fit_parzen(MIXED, centres, weights, prior_weight)
+    parzen = fit_parzen(MIXED, centres, weights, prior_weight, rule)
     ours = np.asarray(parzen_log_density(MIXED, parzen, candidates))
-    expected = reference_log_density(MIXED, centres, weights, prior_weight, candidates)
+    expected = reference_log_density(MIXED, centres, weights, prior_weight, candidates, rule)
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4)
 
 
@@ -176,6 +188,19 @@ def test_bandwidths_follow_the_neighbour_rule(size):
                                                jnp.asarray(active))
     expected = reference_widths(values[active].astype(np.float32).tolist())
     np.testing.assert_allclose(np.asarray(widths)[active], expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [1, 2, 30, 1153])
+def test_scott_widths_follow_the_formula(size):
+    rng = np.random.default_rng(size)
+    rows = rng.random((size, 3)).astype(np.float32)
+    active = rng.random((size, 3)) < 0.8
+    active[0] = True
+    widths = np.asarray(jax.jit(tpe.scott_bandwidths, static_argnums=2)(
+        jnp.asarray(rows), jnp.asarray(active), 5))
+    for j in range(3):
+        expected = reference_scott_widths(rows[active[:, j], j].astype(float), 5)
+        np.testing.assert_allclose(widths[active[:, j], j], expected, rtol=1e-4)
 
 
 @pytest.mark.parametrize("size", [5, 128, 1153])
@@ -348,6 +373,7 @@ def test_same_sequence_same_state_and_rows():
     ("gamma", 1.5, r"gamma=1.5 must be a number in \(0, 1\]"),
     ("max_good", 0, "max_good=0 must be an integer >= 1"),
     ("prior_weight", 0.0, "prior_weight=0.0 must be a number > 0"),
+    ("bandwidth", "silverman", "bandwidth='silverman' must be one of scott, neighbour"),
 ])
 def test_bad_options_name_the_rule(option, value, message):
     with pytest.raises(ValueError, match=message):
