@@ -10,13 +10,16 @@ rows: one component per row, plus a prior component of weight ``prior_weight``. 
 (``fading_weights``). A component is a product over parameters of
 
 - for a numeric column (float, int, ordinal) a Gaussian truncated to [0, 1], centred on
-  the row, as wide as the larger gap to its neighbours among the group's rows in that
-  column (the adaptive Parzen estimator of the TPE paper; ``neighbour_bandwidths``; rows of
-  equal value share one width), so kernels narrow where good rows crowd, floored at
+  the row. Its width is by default one per column and group, Scott's rule for a product
+  kernel in d parameters (``scott_bandwidths``: about ``s m ** (-1 / (d + 4))`` for the
+  spread s of the group's m values); with ``bandwidth="neighbour"`` each row's own, the
+  larger gap to its neighbours among the group's values in that column (the adaptive
+  Parzen estimator of the TPE paper, Hyperopt's and Optuna's rule;
+  ``neighbour_bandwidths``; rows of equal value share one width). Either is floored at
   ``1 / min(100, m + 2)`` for m rows with the parameter active, so that a few rows do not
-  make spikes. A float scores the kernel's
-  density; an int or ordinal column scores the kernel's mass over the bin of the
-  candidate's value, so two groups are compared on the lattice the objective sees;
+  make spikes. A float scores the kernel's density; an int or ordinal column scores the
+  kernel's mass over the bin of the candidate's value, so two groups are compared on the
+  lattice the objective sees;
 - for a one-hot block of k categories a categorical kernel: ``(1 + a) / (1 + k a)`` on the
   row's category and ``a / (1 + k a)`` on each other one, with ``a = prior_weight / (m + 1)``;
 - in the prior component, a Gaussian of centre 0.5 and width 1 on numeric columns and
