@@ -17,10 +17,10 @@ from jhpo.space import Space
 from tests.searchers.driving import best_after
 
 # Jitted (the space static): run op by op, these take seconds per call.
-fit_parzen = jax.jit(tpe.fit_parzen, static_argnums=(0, 3))
+fit_parzen = jax.jit(tpe.fit_parzen, static_argnums=(0, 3, 4))
 parzen_log_density = jax.jit(tpe.parzen_log_density, static_argnums=0)
 sample_parzen = jax.jit(tpe.sample_parzen, static_argnums=(0, 3))
-good_mask = jax.jit(tpe.good_mask, static_argnums=(2, 3))
+good_slots = jax.jit(tpe.good_slots, static_argnums=(2, 3))
 
 MIXED = Space({
     "x": jhpo.uniform(-2.0, 3.0),
@@ -37,20 +37,30 @@ MIXED = Space({
 
 
 def reference_widths(values):
-    """Kernel widths by the neighbour rule, one centre at a time."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
+    """Kernel widths by the neighbour rule over distinct values, one centre at a time."""
+    distinct = sorted(set(values))
     m = len(values)
-    widths = [0.0] * m
-    for rank, i in enumerate(order):
-        left = values[order[rank - 1]] if rank > 0 else 0.0
-        right = values[order[rank + 1]] if rank < m - 1 else 1.0
-        width = max(values[i] - left, right - values[i])
-        if m >= 2 and rank == 0:
-            width = values[order[1]] - values[i]
-        if m >= 2 and rank == m - 1:
-            width = values[i] - values[order[m - 2]]
-        widths[i] = min(max(width, 1.0 / min(100.0, m + 1.0)), 1.0)
+    widths = []
+    for value in values:
+        rank = distinct.index(value)
+        left = distinct[rank - 1] if rank > 0 else 0.0
+        right = distinct[rank + 1] if rank < len(distinct) - 1 else 1.0
+        width = max(value - left, right - value)
+        if len(distinct) >= 2 and rank == 0:
+            width = distinct[1] - value
+        if len(distinct) >= 2 and rank == len(distinct) - 1:
+            width = value - distinct[-2]
+        # The floor counts the prior as one more kernel.
+        widths.append(min(max(width, 1.0 / min(100.0, m + 2.0)), 1.0))
     return widths
+
+
+def reference_scott_widths(values, num_parameters):
+    """Scott's rule, written out: one width for all centres of a column."""
+    m = len(values)
+    spread = np.std(values, ddof=1) if m > 1 else 0.0
+    width = (4 / 3) ** 0.2 * spread * m ** (-1 / (num_parameters + 4))
+    return [min(max(width, 1.0 / min(100.0, m + 2.0)), 1.0)] * m
 
 
 def unit_bin(space, name, value):
@@ -90,7 +100,7 @@ def normal_mass(a, b):
     return stats.norm.cdf(b) - stats.norm.cdf(a)
 
 
-def reference_log_density(space, centres, weights, prior_weight, candidates):
+def reference_log_density(space, centres, weights, prior_weight, candidates, rule="scott"):
     centres, candidates = np.asarray(centres, float), np.asarray(candidates, float)
     used = [i for i in range(len(centres)) if weights[i] > 0]
     centre_configs = space.to_configs(centres)
@@ -98,7 +108,10 @@ def reference_log_density(space, centres, weights, prior_weight, candidates):
     for column in space.columns:
         holders = [i for i in used if column.name in centre_configs[i]]
         smoothing[column.name] = prior_weight / (len(holders) + 1)
-        for i, width in zip(holders, reference_widths([centres[i, column.start] for i in holders])):
+        column_values = [centres[i, column.start] for i in holders]
+        rule_widths = (reference_widths(column_values) if rule == "neighbour"
+                       else reference_scott_widths(column_values, len(space.columns)))
+        for i, width in zip(holders, rule_widths):
             widths[i, column.name] = width
     densities = []
     for x, config in zip(candidates, space.to_configs(candidates)):
@@ -130,14 +143,15 @@ def reference_log_density(space, centres, weights, prior_weight, candidates):
 # ----------------------------------------------------------------------------- densities
 
 
+@pytest.mark.parametrize("rule", tpe.BANDWIDTH_RULES)
 @pytest.mark.parametrize("prior_weight", [1.0, 0.3])
-def test_log_density_matches_a_loop_wise_numpy_computation(prior_weight):
+def test_log_density_matches_a_loop_wise_numpy_computation(prior_weight, rule):
     centres = MIXED.sample(jax.random.key(0), 14)
     weights = np.array([0.3, 1.0, 0.55] + [1.0] * 7 + [0.0] * 4)  # the last four are unused
     candidates = MIXED.sample(jax.random.key(1), 30)
-    parzen = fit_parzen(MIXED, centres, weights, prior_weight)
+    parzen = fit_parzen(MIXED, centres, weights, prior_weight, rule)
     ours = np.asarray(parzen_log_density(MIXED, parzen, candidates))
-    expected = reference_log_density(MIXED, centres, weights, prior_weight, candidates)
+    expected = reference_log_density(MIXED, centres, weights, prior_weight, candidates, rule)
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4)
 
 
@@ -161,6 +175,42 @@ def test_far_bins_keep_finite_log_masses():
     expected = reference_log_density(space, centres, [1.0, 1.0, 1.0], 1.0, far)
     assert np.all(np.isfinite(ours))
     np.testing.assert_allclose(ours, expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 40, 1153])
+def test_bandwidths_follow_the_neighbour_rule(size):
+    # Ties (values on a lattice, as ints and ordinals are) and inactive slots included.
+    rng = np.random.default_rng(size)
+    values = np.where(rng.random(size) < 0.5, rng.random(size), rng.integers(0, 8, size) / 7)
+    active = rng.random(size) < 0.8
+    active[0] = True
+    widths = jax.jit(tpe.neighbour_bandwidths)(jnp.asarray(values, jnp.float32),
+                                               jnp.asarray(active))
+    expected = reference_widths(values[active].astype(np.float32).tolist())
+    np.testing.assert_allclose(np.asarray(widths)[active], expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [1, 2, 30, 1153])
+def test_scott_widths_follow_the_formula(size):
+    rng = np.random.default_rng(size)
+    rows = rng.random((size, 3)).astype(np.float32)
+    active = rng.random((size, 3)) < 0.8
+    active[0] = True
+    widths = np.asarray(jax.jit(tpe.scott_bandwidths, static_argnums=2)(
+        jnp.asarray(rows), jnp.asarray(active), 5))
+    for j in range(3):
+        expected = reference_scott_widths(rows[active[:, j], j].astype(float), 5)
+        np.testing.assert_allclose(widths[active[:, j], j], expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize("size", [5, 128, 1153])
+def test_ascending_order_sorts_active_values_first_ties_by_slot(size):
+    rng = np.random.default_rng(size)
+    values = np.round(rng.random(size), 2).astype(np.float32)
+    active = rng.random(size) < 0.7
+    order = np.asarray(jax.jit(tpe.ascending_order)(jnp.asarray(values), jnp.asarray(active)))
+    key = [(not active[i], values[i] if active[i] else 0.0, i) for i in range(size)]
+    np.testing.assert_array_equal(order, sorted(range(size), key=lambda i: key[i]))
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -228,10 +278,12 @@ def test_ask_draws_from_the_good_group():
 def test_good_group_is_the_lowest_gamma_fraction(count):
     rng = np.random.default_rng(count)
     capacity = 512
-    values = rng.normal(size=capacity).astype(np.float32)
+    values = np.round(rng.normal(size=capacity), 1).astype(np.float32)  # with ties
     values[rng.random(capacity) < 0.2] = np.nan  # failed trials are never good
     mask = np.arange(capacity) < count
-    ours = np.asarray(good_mask(jnp.asarray(values), jnp.asarray(mask), 0.1, 25))
+    slots, members = good_slots(jnp.asarray(values), jnp.asarray(mask), 0.1, 25)
+    ours = np.zeros(capacity, bool)
+    ours[np.asarray(slots)[np.asarray(members)]] = True
     finite = [i for i in range(count) if np.isfinite(values[i])]
     num_good = min(math.ceil(0.1 * count), 25, len(finite))
     expected = np.zeros(capacity, bool)
@@ -321,6 +373,7 @@ def test_same_sequence_same_state_and_rows():
     ("gamma", 1.5, r"gamma=1.5 must be a number in \(0, 1\]"),
     ("max_good", 0, "max_good=0 must be an integer >= 1"),
     ("prior_weight", 0.0, "prior_weight=0.0 must be a number > 0"),
+    ("bandwidth", "silverman", "bandwidth='silverman' must be one of scott, neighbour"),
 ])
 def test_bad_options_name_the_rule(option, value, message):
     with pytest.raises(ValueError, match=message):
