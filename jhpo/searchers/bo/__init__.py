@@ -64,8 +64,13 @@ def bo(space: Space, **options) -> Searcher:
         previous fit.
     fit_subset (64): restarts see at most this many observations (a random
         subset), since their cost grows with the cube of the count; the winner
-        is then refined on all of them. Beyond this many observations the
-        hyperparameters are only updated by those restarts.
+        is then refined on the rows the GPs condition on (``model_rows``). Beyond
+        this many observations the hyperparameters are only updated by those restarts.
+    model_rows (256): the GPs condition on every observation while the buffer holds at
+        most this many rows (the exact GP); beyond, on this many of them: the best
+        half by the objective and a random draw of the rest, fresh for every row
+        proposed. Pending rows always enter. This bounds the cost of a fit or of a
+        proposed row whatever the number of observations.
     num_screen (2048), num_starts (8), ascent_steps (40), ascent_learning_rate
         (0.03): acquisition maximisation effort (random rows screened, ascent starts,
         Adam steps and the first step's size). Buffers of more than 128 observations

@@ -19,7 +19,7 @@ from jhpo import gp
 from jhpo.searchers.base import Buffer
 from jhpo.searchers.bo.options import FitConfig, Outputs, ProposeConfig
 from jhpo.searchers.bo.targets import (feasible_rows, map_outputs, model_inputs,
-                                       observed_inputs, standardised_targets)
+                                       modelled_rows, observed_inputs, standardised_targets)
 from jhpo.space import Space
 
 # Random rows tried, in order, when an initial Halton row is already taken
@@ -28,6 +28,10 @@ INITIAL_FALLBACK_ROWS = 256
 
 # Buffers up to this capacity screen ``num_screen`` random rows; larger ones screen fewer.
 FULL_SCREEN_CAPACITY = 128
+
+# Folded into a kernel's key to draw the random part of ``modelled_rows``, apart from
+# the streams the fit and the acquisition's maximisation draw from.
+MODEL_ROWS_STREAM = 7
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1), compiler_options=gp.COMPILER_OPTIONS)
@@ -39,20 +43,26 @@ def fit_kernel(config: FitConfig, outputs: Outputs, observed: Buffer, weights: j
     For buffers of up to ``fit_subset`` rows, a fit with restarts or a refinement of the
     previous fit, chosen by the traced flag ``restart`` so that each buffer capacity
     compiles exactly one fit program. Larger buffers always restart: the restarts see a
-    random subset of ``fit_subset`` rows and their winner is refined on all rows.
+    random subset of ``fit_subset`` rows and their winner is refined on the rows the
+    proposals condition on (``modelled_rows``: all of them up to ``model_rows``).
     """
     targets, _, _ = standardised_targets(outputs, observed, weights, config.warp)
     x = observed_inputs(outputs, observed)
+    model_x, model_targets, model_mask = modelled_rows(
+        config.model_rows, x, targets, observed.mask, jax.random.fold_in(key, MODEL_ROWS_STREAM))
 
-    def fit_one(y, warm_one):
-        return _fit_output(config, x, y, observed.mask, warm_one, key, restart)
+    def fit_one(y, model_y, warm_one):
+        return _fit_output(config, (x, y, observed.mask), (model_x, model_y, model_mask),
+                           warm_one, key, restart)
 
-    return map_outputs(fit_one, (1, 0), outputs)(targets, warm)
+    return map_outputs(fit_one, (1, 1, 0), outputs)(targets, model_targets, warm)
 
 
-def _fit_output(config: FitConfig, x, y, mask, warm: gp.GPParams, key,
+def _fit_output(config: FitConfig, data, model_data, warm: gp.GPParams, key,
                 restart: jax.Array) -> gp.GPParams:
-    """One GP's fit to standardised targets ``y``; see ``fit_kernel``."""
+    """One GP's fit to standardised targets: ``data`` is every observation ``(x, y, mask)``,
+    ``model_data`` those the proposals condition on; see ``fit_kernel``."""
+    x, y, mask = data
     warm = jax.tree.map(lambda p: p.astype(jnp.float64), warm)
     subset_key, restart_key = jax.random.split(key)
     if x.shape[0] <= config.fit_subset:  # static: shapes are known at trace time
@@ -65,7 +75,7 @@ def _fit_output(config: FitConfig, x, y, mask, warm: gp.GPParams, key,
         subset = gp.random_subset(subset_key, x, y, mask, config.fit_subset)
         start, _ = gp.fit(restart_key, *subset, warm, num_restarts=config.num_restarts,
                           num_evaluations=config.fit_evaluations)
-        params, _ = gp.refine(x, y, mask, start, num_evaluations=config.refine_evaluations)
+        params, _ = gp.refine(*model_data, start, num_evaluations=config.refine_evaluations)
     return jax.tree.map(lambda p: p.astype(jnp.float32), params)
 
 
@@ -85,13 +95,16 @@ def propose_kernel(space: Space, config: ProposeConfig, outputs: Outputs, params
     lie = jnp.max(jnp.where(observed.mask, objective, -jnp.inf))
     x_all = jnp.concatenate([observed.x, pending.x]).astype(jnp.float64)
     mask_all = jnp.concatenate([observed.mask, pending.mask])
+    # Large buffers condition on a subset of the observations; pending rows always enter.
+    model_x, model_targets, model_mask = modelled_rows(
+        config.model_rows, observed_inputs(outputs, observed), targets, observed.mask,
+        jax.random.fold_in(key, MODEL_ROWS_STREAM))
     # Pending trials will be trained in full, so their lie stands at fidelity 1.
-    x_model = jnp.concatenate([observed_inputs(outputs, observed),
-                               model_inputs(outputs, pending.x, 1.0)])
+    x_model = jnp.concatenate([model_x, model_inputs(outputs, pending.x, 1.0)])
     pending_values = jnp.zeros((pending.capacity, outputs.modelled)).at[:, 0].set(lie)
-    y_all = jnp.concatenate([targets, pending_values])
+    y_all = jnp.concatenate([model_targets, pending_values])
     pending_in_model = jnp.arange(outputs.modelled)[:, None] == 0
-    masks = jnp.concatenate([jnp.broadcast_to(observed.mask, (outputs.modelled, observed.capacity)),
+    masks = jnp.concatenate([jnp.broadcast_to(model_mask, (outputs.modelled, model_mask.shape[0])),
                              pending.mask[None, :] & pending_in_model], axis=1)
     params64 = jax.tree.map(lambda p: p.astype(jnp.float64), params)
     posteriors = map_outputs(gp.posterior, (0, None, 1, 0), outputs)(params64, x_model, y_all,
@@ -153,7 +166,7 @@ def _maximize_over_space(space: Space, score, key, x_all, mask_all, config: Prop
     Rows are also screened around the observed row of lowest ``rank`` (the incumbent; see
     ``acq.maximize``), and fewer random rows in large buffers (``screen_effort``)."""
     best_row = observed.x[jnp.argmin(jnp.where(observed.mask, rank, jnp.inf))][None]
-    maximize_config = screen_effort(config.maximize, observed.capacity)
+    maximize_config = screen_effort(config.maximize, min(observed.capacity, config.model_rows))
 
     def sample(sample_key, num):
         return space.sample(sample_key, num).astype(jnp.float64)
