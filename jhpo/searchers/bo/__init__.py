@@ -178,16 +178,17 @@ def update_fit(config: BOConfig, state: BOState, key: jax.Array,
     """The state with every GP's hyperparameters fitted to its observations.
 
     A fit with restarts once the data has grown by ``refit_growth`` since the last one.
-    In between, small buffers get a cheap refinement, and buffers larger than
-    ``fit_subset`` keep their hyperparameters: with hundreds of points one more barely
-    moves them, while a single evaluation of the objective costs as much as the whole
-    acquisition step. ``weights``: ParEGO's (``parego_weights``), for several objectives;
+    In between, small buffers get a cheap refinement, and buffers whose GPs condition on
+    more than ``fit_subset`` rows keep their hyperparameters: with hundreds of points one
+    more barely moves them, while a single evaluation of the objective costs as much as
+    the whole acquisition step. ``weights``: ParEGO's (``parego_weights``), for several objectives;
     ``levels``: the state's ``FillLevels`` when the caller has read them already.
     """
     if levels is None:
         levels = read_fill_levels(state)
     restart = levels.observed >= config.refit_growth * levels.restarted_at
-    if not restart and state.observed.capacity > config.fit.fit_subset:
+    modelled_capacity = min(state.observed.capacity, config.fit.model_rows)
+    if not restart and modelled_capacity > config.fit.fit_subset:
         return state
     with jax.enable_x64(True):
         params = fit_kernel(config.fit, config.outputs, state.observed, weights, state.params,

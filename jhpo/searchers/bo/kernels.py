@@ -40,11 +40,12 @@ def fit_kernel(config: FitConfig, outputs: Outputs, observed: Buffer, weights: j
     """Every modelled output's hyperparameters (float32, a leading axis of outputs), fitted
     in one ``vmap`` over their GPs (see ``map_outputs``), each from its own ``warm`` start.
 
-    For buffers of up to ``fit_subset`` rows, a fit with restarts or a refinement of the
-    previous fit, chosen by the traced flag ``restart`` so that each buffer capacity
-    compiles exactly one fit program. Larger buffers always restart: the restarts see a
-    random subset of ``fit_subset`` rows and their winner is refined on the rows the
-    proposals condition on (``modelled_rows``: all of them up to ``model_rows``).
+    The GPs are fitted to the rows the proposals condition on (``modelled_rows``: every
+    row while the capacity is at most ``model_rows``). Up to ``fit_subset`` of them, a fit
+    with restarts or a refinement of the previous fit, chosen by the traced flag
+    ``restart`` so that each buffer capacity compiles exactly one fit program. More always
+    restart: the restarts see a random subset of ``fit_subset`` of all the observations,
+    and their winner is refined on the modelled rows.
     """
     targets, _, _ = standardised_targets(outputs, observed, weights, config.warp)
     x = observed_inputs(outputs, observed)
@@ -62,17 +63,16 @@ def _fit_output(config: FitConfig, data, model_data, warm: gp.GPParams, key,
                 restart: jax.Array) -> gp.GPParams:
     """One GP's fit to standardised targets: ``data`` is every observation ``(x, y, mask)``,
     ``model_data`` those the proposals condition on; see ``fit_kernel``."""
-    x, y, mask = data
     warm = jax.tree.map(lambda p: p.astype(jnp.float64), warm)
     subset_key, restart_key = jax.random.split(key)
-    if x.shape[0] <= config.fit_subset:  # static: shapes are known at trace time
+    if model_data[0].shape[0] <= config.fit_subset:  # static: shapes are known at trace time
         # One batch of chains either way (the first from the previous fit), so the
         # objective is compiled once; a refinement just runs fewer evaluations.
         evaluations = jnp.where(restart, config.fit_evaluations, config.refine_evaluations)
-        params, _ = gp.fit(restart_key, x, y, mask, warm, num_restarts=config.num_restarts,
+        params, _ = gp.fit(restart_key, *model_data, warm, num_restarts=config.num_restarts,
                            num_evaluations=evaluations)
     else:  # only called to restart
-        subset = gp.random_subset(subset_key, x, y, mask, config.fit_subset)
+        subset = gp.random_subset(subset_key, *data, config.fit_subset)
         start, _ = gp.fit(restart_key, *subset, warm, num_restarts=config.num_restarts,
                           num_evaluations=config.fit_evaluations)
         params, _ = gp.refine(*model_data, start, num_evaluations=config.refine_evaluations)
