@@ -15,16 +15,36 @@ posterior), ``fitting`` (MAP fit with restarts, L-BFGS, refinement), ``subsets``
 """
 
 from jhpo.gp.fitting import fit, refine, sample_params
-from jhpo.gp.model import (COMPILER_OPTIONS, LOG_AMPLITUDE_BOUNDS, LOG_LENGTHSCALE_BOUNDS,
-                           LOG_NOISE_BOUNDS, MEAN_BOUNDS, GPParams, Posterior, Prior,
-                           clip_params, default_params, kernel, log_marginal_likelihood,
-                           log_posterior, log_prior, matern52_dsq, matern52_from_sq, posterior,
-                           predict, rank_warp, robust_cholesky, scaled_sq_distance, standardize)
+from jhpo.gp.model import (
+    COMPILER_OPTIONS,
+    LOG_AMPLITUDE_BOUNDS,
+    LOG_LENGTHSCALE_BOUNDS,
+    LOG_NOISE_BOUNDS,
+    MEAN_BOUNDS,
+    GPParams,
+    Posterior,
+    Prior,
+    clip_params,
+    default_params,
+    kernel,
+    log_marginal_likelihood,
+    log_posterior,
+    log_prior,
+    matern52_dsq,
+    matern52_from_sq,
+    posterior,
+    predict,
+    rank_warp,
+    robust_cholesky,
+    scaled_sq_distance,
+    standardize,
+)
 from jhpo.gp.subsets import best_and_random, random_subset
 
-__all__ = ["COMPILER_OPTIONS", "GPParams", "LOG_AMPLITUDE_BOUNDS", "LOG_LENGTHSCALE_BOUNDS",
-           "LOG_NOISE_BOUNDS", "MEAN_BOUNDS", "Posterior", "Prior", "best_and_random",
-           "clip_params", "default_params", "fit", "kernel", "log_marginal_likelihood",
-           "log_posterior", "log_prior", "matern52_dsq", "matern52_from_sq", "posterior",
-           "predict", "random_subset", "rank_warp", "refine", "robust_cholesky",
-           "sample_params", "scaled_sq_distance", "standardize"]
+__all__ = [
+    "COMPILER_OPTIONS", "LOG_AMPLITUDE_BOUNDS", "LOG_LENGTHSCALE_BOUNDS", "LOG_NOISE_BOUNDS",
+    "MEAN_BOUNDS", "GPParams", "Posterior", "Prior", "best_and_random", "clip_params",
+    "default_params", "fit", "kernel", "log_marginal_likelihood", "log_posterior", "log_prior",
+    "matern52_dsq", "matern52_from_sq", "posterior", "predict", "random_subset", "rank_warp",
+    "refine", "robust_cholesky", "sample_params", "scaled_sq_distance", "standardize",
+]

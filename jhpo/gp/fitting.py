@@ -8,8 +8,16 @@ import jax.numpy as jnp
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
-from jhpo.gp.model import (LOG_AMPLITUDE_BOUNDS, LOG_LENGTHSCALE_BOUNDS, LOG_NOISE_BOUNDS,
-                           MEAN_BOUNDS, GPParams, Prior, clip_params, log_posterior)
+from jhpo.gp.model import (
+    LOG_AMPLITUDE_BOUNDS,
+    LOG_LENGTHSCALE_BOUNDS,
+    LOG_NOISE_BOUNDS,
+    MEAN_BOUNDS,
+    GPParams,
+    Prior,
+    clip_params,
+    log_posterior,
+)
 
 
 def sample_params(key: jax.Array, dim: int, dtype, prior: Prior = Prior()) -> GPParams:
@@ -118,7 +126,7 @@ def _lbfgs_ascent(objective, start: GPParams, num_evaluations: int):
     inf = jnp.asarray(jnp.inf, flat_start.dtype)
     zeros = jnp.zeros_like(flat_start)
     carry = (flat_start, inf, zeros, zeros, jnp.ones_like(inf), flat_start,
-             jnp.asarray(0), memory, memory, jnp.asarray(0))
+    jnp.asarray(0), memory, memory, jnp.asarray(0))
     point, value, *_ = lax.fori_loop(0, num_evaluations, evaluate_and_decide, carry)
     return unravel(point), -value
 
