@@ -66,8 +66,8 @@ def bo(space: Space, **options) -> Searcher:
         subset), since their cost grows with the cube of the count; the winner
         is then refined on the rows the GPs condition on (``model_rows``). Beyond
         this many observations the hyperparameters are only updated by those restarts.
-    model_rows (256): the GPs condition on every observation while the buffer holds at
-        most this many rows (the exact GP); beyond, on this many of them: the best
+    model_rows (256): the GPs condition on every observation while the buffer's capacity
+        (a power of two) is at most this (the exact GP); beyond, on this many: the best
         half by the objective and a random draw of the rest, fresh for every row
         proposed. Pending rows always enter. This bounds the cost of a fit or of a
         proposed row whatever the number of observations.
@@ -181,8 +181,9 @@ def update_fit(config: BOConfig, state: BOState, key: jax.Array,
     In between, small buffers get a cheap refinement, and buffers whose GPs condition on
     more than ``fit_subset`` rows keep their hyperparameters: with hundreds of points one
     more barely moves them, while a single evaluation of the objective costs as much as
-    the whole acquisition step. ``weights``: ParEGO's (``parego_weights``), for several objectives;
-    ``levels``: the state's ``FillLevels`` when the caller has read them already.
+    the whole acquisition step. ``weights``: ParEGO's (``parego_weights``), for several
+    objectives; ``levels``: the state's ``FillLevels`` when the caller has read them
+    already.
     """
     if levels is None:
         levels = read_fill_levels(state)
