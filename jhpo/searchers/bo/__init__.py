@@ -65,8 +65,13 @@ def bo(space: Space, **options) -> Searcher:
         previous fit.
     fit_subset (64): restarts see at most this many observations (a random
         subset), since their cost grows with the cube of the count; the winner
-        is then refined on all of them. Beyond this many observations the
-        hyperparameters are only updated by those restarts.
+        is then refined on the rows the GPs condition on (``model_rows``). Beyond
+        this many observations the hyperparameters are only updated by those restarts.
+    model_rows (256): the GPs condition on every observation while the buffer's capacity
+        (a power of two) is at most this (the exact GP); beyond, on this many: the best
+        half by the objective and a random draw of the rest, fresh for every row
+        proposed. Pending rows always enter. This bounds the cost of a fit or of a
+        proposed row whatever the number of observations.
     num_screen (2048), num_starts (8), ascent_steps (40), ascent_learning_rate
         (0.03): acquisition maximisation effort (random rows screened, ascent starts,
         Adam steps and the first step's size). Buffers of more than 128 observations
@@ -178,16 +183,18 @@ def update_fit(config: BOConfig, state: BOState, key: jax.Array,
     """The state with every GP's hyperparameters fitted to its observations.
 
     A fit with restarts once the data has grown by ``refit_growth`` since the last one.
-    In between, small buffers get a cheap refinement, and buffers larger than
-    ``fit_subset`` keep their hyperparameters: with hundreds of points one more barely
-    moves them, while a single evaluation of the objective costs as much as the whole
-    acquisition step. ``weights``: ParEGO's (``parego_weights``), for several objectives;
-    ``levels``: the state's ``FillLevels`` when the caller has read them already.
+    In between, small buffers get a cheap refinement, and buffers whose GPs condition on
+    more than ``fit_subset`` rows keep their hyperparameters: with hundreds of points one
+    more barely moves them, while a single evaluation of the objective costs as much as
+    the whole acquisition step. ``weights``: ParEGO's (``parego_weights``), for several
+    objectives; ``levels``: the state's ``FillLevels`` when the caller has read them
+    already.
     """
     if levels is None:
         levels = read_fill_levels(state)
     restart = levels.observed >= config.refit_growth * levels.restarted_at
-    if not restart and state.observed.capacity > config.fit.fit_subset:
+    modelled_capacity = min(state.observed.capacity, config.fit.model_rows)
+    if not restart and modelled_capacity > config.fit.fit_subset:
         return state
     with jax.enable_x64(True):
         params = fit_kernel(config.fit, config.outputs, state.observed, weights, state.params,

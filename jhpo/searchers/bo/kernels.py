@@ -19,7 +19,7 @@ from jhpo import gp
 from jhpo.searchers.base import Buffer
 from jhpo.searchers.bo.options import FitConfig, Outputs, ProposeConfig
 from jhpo.searchers.bo.targets import (feasible_rows, map_outputs, model_inputs,
-                                       observed_inputs, standardised_targets)
+                                       modelled_rows, observed_inputs, standardised_targets)
 from jhpo.space import Space
 
 # Random rows tried, in order, when an initial Halton row is already taken
@@ -29,6 +29,10 @@ INITIAL_FALLBACK_ROWS = 256
 # Buffers up to this capacity screen ``num_screen`` random rows; larger ones screen fewer.
 FULL_SCREEN_CAPACITY = 128
 
+# Folded into a kernel's key to draw the random part of ``modelled_rows``, apart from
+# the streams the fit and the acquisition's maximisation draw from.
+MODEL_ROWS_STREAM = 7
+
 
 @functools.partial(jax.jit, static_argnums=(0, 1), compiler_options=gp.COMPILER_OPTIONS)
 def fit_kernel(config: FitConfig, outputs: Outputs, observed: Buffer, weights: jax.Array | None,
@@ -36,36 +40,42 @@ def fit_kernel(config: FitConfig, outputs: Outputs, observed: Buffer, weights: j
     """Every modelled output's hyperparameters (float32, a leading axis of outputs), fitted
     in one ``vmap`` over their GPs (see ``map_outputs``), each from its own ``warm`` start.
 
-    For buffers of up to ``fit_subset`` rows, a fit with restarts or a refinement of the
-    previous fit, chosen by the traced flag ``restart`` so that each buffer capacity
-    compiles exactly one fit program. Larger buffers always restart: the restarts see a
-    random subset of ``fit_subset`` rows and their winner is refined on all rows.
+    The GPs are fitted to the rows the proposals condition on (``modelled_rows``: every
+    row while the capacity is at most ``model_rows``). Up to ``fit_subset`` of them, a fit
+    with restarts or a refinement of the previous fit, chosen by the traced flag
+    ``restart`` so that each buffer capacity compiles exactly one fit program. More always
+    restart: the restarts see a random subset of ``fit_subset`` of all the observations,
+    and their winner is refined on the modelled rows.
     """
     targets, _, _ = standardised_targets(outputs, observed, weights, config.warp)
     x = observed_inputs(outputs, observed)
+    model_x, model_targets, model_mask = modelled_rows(
+        config.model_rows, x, targets, observed.mask, jax.random.fold_in(key, MODEL_ROWS_STREAM))
 
-    def fit_one(y, warm_one):
-        return _fit_output(config, x, y, observed.mask, warm_one, key, restart)
+    def fit_one(y, model_y, warm_one):
+        return _fit_output(config, (x, y, observed.mask), (model_x, model_y, model_mask),
+                           warm_one, key, restart)
 
-    return map_outputs(fit_one, (1, 0), outputs)(targets, warm)
+    return map_outputs(fit_one, (1, 1, 0), outputs)(targets, model_targets, warm)
 
 
-def _fit_output(config: FitConfig, x, y, mask, warm: gp.GPParams, key,
+def _fit_output(config: FitConfig, data, model_data, warm: gp.GPParams, key,
                 restart: jax.Array) -> gp.GPParams:
-    """One GP's fit to standardised targets ``y``; see ``fit_kernel``."""
+    """One GP's fit to standardised targets: ``data`` is every observation ``(x, y, mask)``,
+    ``model_data`` those the proposals condition on; see ``fit_kernel``."""
     warm = jax.tree.map(lambda p: p.astype(jnp.float64), warm)
     subset_key, restart_key = jax.random.split(key)
-    if x.shape[0] <= config.fit_subset:  # static: shapes are known at trace time
+    if model_data[0].shape[0] <= config.fit_subset:  # static: shapes are known at trace time
         # One batch of chains either way (the first from the previous fit), so the
         # objective is compiled once; a refinement just runs fewer evaluations.
         evaluations = jnp.where(restart, config.fit_evaluations, config.refine_evaluations)
-        params, _ = gp.fit(restart_key, x, y, mask, warm, num_restarts=config.num_restarts,
+        params, _ = gp.fit(restart_key, *model_data, warm, num_restarts=config.num_restarts,
                            num_evaluations=evaluations)
     else:  # only called to restart
-        subset = gp.random_subset(subset_key, x, y, mask, config.fit_subset)
+        subset = gp.random_subset(subset_key, *data, config.fit_subset)
         start, _ = gp.fit(restart_key, *subset, warm, num_restarts=config.num_restarts,
                           num_evaluations=config.fit_evaluations)
-        params, _ = gp.refine(x, y, mask, start, num_evaluations=config.refine_evaluations)
+        params, _ = gp.refine(*model_data, start, num_evaluations=config.refine_evaluations)
     return jax.tree.map(lambda p: p.astype(jnp.float32), params)
 
 
@@ -77,25 +87,28 @@ def propose_kernel(space: Space, config: ProposeConfig, outputs: Outputs, params
 
     The acquisition is LogEI (or UCB) of the objective's GP, plus the log probability of
     feasibility under the constraints' GPs, minus ``cost_exponent`` times the expected log
-    cost, all at fidelity 1. Pending rows join the objective's data with the worst
-    value ``config.liar`` picks from the observed ones (a constant liar); the other GPs
-    see only what was observed.
+    cost, all at fidelity 1. Pending rows join the objective's data with the values
+    ``config.liar`` gives them (``pending_lies``); the other GPs see only what was
+    observed.
     """
     targets, offsets, scales = standardised_targets(outputs, observed, weights, config.warp)
     objective = targets[:, 0]
     params64 = jax.tree.map(lambda p: p.astype(jnp.float64), params)
     x_all = jnp.concatenate([observed.x, pending.x]).astype(jnp.float64)
     mask_all = jnp.concatenate([observed.mask, pending.mask])
+    # Large buffers condition on a subset of the observations; pending rows always enter.
+    model_x, model_targets, model_mask = modelled_rows(
+        config.model_rows, observed_inputs(outputs, observed), targets, observed.mask,
+        jax.random.fold_in(key, MODEL_ROWS_STREAM))
     # Pending trials will be trained in full, so their lie stands at fidelity 1.
-    x_observed = observed_inputs(outputs, observed)
     x_pending = model_inputs(outputs, pending.x, 1.0)
-    lie = pending_lies(config.liar, jax.tree.map(lambda p: p[0], params64), x_observed,
-                       objective, observed.mask, x_pending)
-    x_model = jnp.concatenate([x_observed, x_pending])
+    lie = pending_lies(config.liar, jax.tree.map(lambda p: p[0], params64), model_x,
+                       model_targets[:, 0], model_mask, x_pending)
+    x_model = jnp.concatenate([model_x, x_pending])
     pending_values = jnp.zeros((pending.capacity, outputs.modelled)).at[:, 0].set(lie)
-    y_all = jnp.concatenate([targets, pending_values])
+    y_all = jnp.concatenate([model_targets, pending_values])
     pending_in_model = jnp.arange(outputs.modelled)[:, None] == 0
-    masks = jnp.concatenate([jnp.broadcast_to(observed.mask, (outputs.modelled, observed.capacity)),
+    masks = jnp.concatenate([jnp.broadcast_to(model_mask, (outputs.modelled, model_mask.shape[0])),
                              pending.mask[None, :] & pending_in_model], axis=1)
     posteriors = map_outputs(gp.posterior, (0, None, 1, 0), outputs)(params64, x_model, y_all,
                                                                      masks)
@@ -156,7 +169,7 @@ def _maximize_over_space(space: Space, score, key, x_all, mask_all, config: Prop
     Rows are also screened around the observed row of lowest ``rank`` (the incumbent; see
     ``acq.maximize``), and fewer random rows in large buffers (``screen_effort``)."""
     best_row = observed.x[jnp.argmin(jnp.where(observed.mask, rank, jnp.inf))][None]
-    maximize_config = screen_effort(config.maximize, observed.capacity)
+    maximize_config = screen_effort(config.maximize, min(observed.capacity, config.model_rows))
 
     def sample(sample_key, num):
         return space.sample(sample_key, num).astype(jnp.float64)

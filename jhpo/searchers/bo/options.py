@@ -21,6 +21,7 @@ class FitConfig(NamedTuple):
     fit_evaluations: int
     refine_evaluations: int
     fit_subset: int
+    model_rows: int = 256
 
 
 class ProposeConfig(NamedTuple):
@@ -32,6 +33,7 @@ class ProposeConfig(NamedTuple):
     maximize: acq.MaximizeConfig
     cost_exponent: float = 1.0
     liar: str = "auto"
+    model_rows: int = 256
 
 
 class Outputs(NamedTuple):
@@ -77,6 +79,7 @@ def make_config(
     refine_evaluations: int = 5,
     refit_growth: float = 1.25,
     fit_subset: int = 64,
+    model_rows: int = 256,
     num_screen: int = 2048,
     num_starts: int = 8,
     ascent_steps: int = 40,
@@ -102,6 +105,7 @@ def make_config(
     check_count("fit_evaluations", fit_evaluations, 0)
     check_count("refine_evaluations", refine_evaluations, 0)
     check_count("fit_subset", fit_subset, 2)
+    check_count("model_rows", model_rows, 2)
     check_count("num_screen", num_screen, 1)
     check_count("num_starts", num_starts, 1)
     check_count("ascent_steps", ascent_steps, 0)
@@ -130,6 +134,7 @@ def make_config(
             fit_evaluations=int(fit_evaluations),
             refine_evaluations=int(refine_evaluations),
             fit_subset=int(fit_subset),
+            model_rows=int(model_rows),
         ),
         propose=ProposeConfig(
             warp=warp,
@@ -144,6 +149,7 @@ def make_config(
             ),
             cost_exponent=float(cost_exponent),
             liar=liar,
+            model_rows=int(model_rows),
         ),
         outputs=Outputs(int(num_objectives), int(num_constraints), cost_aware, multi_fidelity),
     )

@@ -21,6 +21,9 @@ from jhpo.searchers.bo.options import Outputs
 # A zero or negative cost (a clock's rounding) is floored here so that its log stays finite.
 COST_FLOOR = 1e-9
 
+# Of the observations a GP conditions on in a large buffer, this share are the best ones.
+BEST_SHARE = 0.5
+
 
 def impute_worst(values: jax.Array, mask: jax.Array, worst_is_largest: bool) -> jax.Array:
     """``values`` with failed entries (NaN, inf) read as the worst finite masked value,
@@ -131,3 +134,16 @@ def fit_data(outputs: Outputs, observed: Buffer, weights: jax.Array | None = Non
     """What the GPs are fitted to: ``(inputs, standardised targets (capacity, modelled), mask)``."""
     targets, _, _ = standardised_targets(outputs, observed, weights, warp)
     return observed_inputs(outputs, observed), targets, observed.mask
+
+
+def modelled_rows(limit: int, x: jax.Array, targets: jax.Array, mask: jax.Array,
+                  key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The observations the GPs condition on, as ``(x, targets, mask)``: every row while
+    the buffer's capacity is at most ``limit``, the exact GP; beyond, ``limit`` rows, the
+    best ``BEST_SHARE`` of them by the objective (column 0 of ``targets``) and a random
+    draw of the others (``jhpo.gp.best_and_random``), so that the cost of a fit or a
+    proposal stops growing with the buffer."""
+    if mask.shape[0] <= limit:  # static: shapes are known at trace time
+        return x, targets, mask
+    index = gp.best_and_random(key, targets[:, 0], mask, limit, int(BEST_SHARE * limit))
+    return x[index], targets[index], mask[index]
