@@ -104,9 +104,14 @@ def propose_kernel(space: Space, config: ProposeConfig, outputs: Outputs, params
     feasible = feasible_rows(outputs, observed)
     any_feasible = feasible.any()
     # With several fidelities the observed values are not comparable at fidelity 1;
-    # the model's prediction there is.
-    reference = predict_full(observed.x)[0][0] if outputs.multi_fidelity else objective
-    incumbent = jnp.where(any_feasible, jnp.min(jnp.where(feasible, reference, jnp.inf)), 0.0)
+    # the model's prediction there is. Where the fit gives the objective noise (a rugged
+    # landscape read as a smooth trend), LogEI measured against the lowest observation,
+    # which lies below the trend, sees improvement only where the model is unsure and
+    # explores at random; against the lowest mean it follows the trend.
+    predicted = predict_full(observed.x)[0][0]
+    reference = predicted if outputs.multi_fidelity else objective
+    smoothed = predicted if config.incumbent == "mean" else reference
+    incumbent = jnp.where(any_feasible, jnp.min(jnp.where(feasible, smoothed, jnp.inf)), 0.0)
     c = outputs.num_constraints
     # c_i > 0 in reported units is c_i > -offset / scale in the GP's standardised units.
     thresholds = (-offsets[1:1 + c] / scales[1:1 + c])[:, None]

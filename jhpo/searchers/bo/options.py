@@ -10,6 +10,7 @@ from jhpo import acquisition as acq
 from jhpo.space import Space
 
 ACQUISITIONS = ("logei", "ucb")
+INCUMBENTS = ("mean", "observed")
 
 
 class FitConfig(NamedTuple):
@@ -30,6 +31,7 @@ class ProposeConfig(NamedTuple):
     ucb_beta: float
     maximize: acq.MaximizeConfig
     cost_exponent: float = 1.0
+    incumbent: str = "mean"
 
 
 class Outputs(NamedTuple):
@@ -85,6 +87,7 @@ def make_config(
     cost_aware: bool = False,
     cost_exponent: float = 1.0,
     multi_fidelity: bool = False,
+    incumbent: str = "mean",
 ) -> BOConfig:
     """Check the options of ``bo`` and gather them; see ``bo`` for their meaning."""
     if num_initial is None:
@@ -93,6 +96,8 @@ def make_config(
     check_flag("warp", warp)
     if acquisition not in ACQUISITIONS:
         raise ValueError(f"acquisition={acquisition!r} must be one of {ACQUISITIONS}")
+    if incumbent not in INCUMBENTS:
+        raise ValueError(f"incumbent={incumbent!r} must be one of {INCUMBENTS}")
     check_count("num_restarts", num_restarts, 1)
     check_count("fit_evaluations", fit_evaluations, 0)
     check_count("refine_evaluations", refine_evaluations, 0)
@@ -138,6 +143,7 @@ def make_config(
                 num_local=int(num_local),
             ),
             cost_exponent=float(cost_exponent),
+            incumbent=incumbent,
         ),
         outputs=Outputs(int(num_objectives), int(num_constraints), cost_aware, multi_fidelity),
     )
