@@ -169,3 +169,44 @@ def test_local_minima_next_to_the_global_one(name, step, local_value):
     assert 0 < int(np.argmin(values)) < len(values) - 1  # a minimum strictly inside
     assert min(values) == pytest.approx(local_value, rel=2e-3)
     assert min(values) > problem.optimum + 1e-3
+
+
+# The textbook formulas, written here in numpy apart from jhpo's: Rastrigin and Griewank
+# about their (moved) minimiser, Schwefel with the literature's 418.9829 per coordinate.
+def _rastrigin_reference(x, centre):
+    z = x - centre
+    return np.sum(z**2 - 10 * np.cos(2 * np.pi * z) + 10, axis=-1)
+
+
+def _schwefel_reference(x, _):
+    return 418.9829 * x.shape[-1] - np.sum(x * np.sin(np.sqrt(np.abs(x))), axis=-1)
+
+
+def _michalewicz_reference(x, _):
+    i = np.arange(1, x.shape[-1] + 1)
+    return -np.sum(np.sin(x) * np.sin(i * x**2 / np.pi) ** 20, axis=-1)
+
+
+def _griewank_reference(x, centre):
+    z = x - centre
+    i = np.arange(1, x.shape[-1] + 1)
+    return 1 + np.sum(z**2, axis=-1) / 4000 - np.prod(np.cos(z / np.sqrt(i)), axis=-1)
+
+
+@pytest.mark.parametrize("name, reference", [
+    ("rastrigin4", _rastrigin_reference),
+    ("schwefel4", _schwefel_reference),
+    ("michalewicz5", _michalewicz_reference),
+    ("griewank6", _griewank_reference),
+])
+def test_multimodal_problems_match_their_textbook_formulas(name, reference):
+    problem = problems.get(name)
+    names = problem.space.names
+    centre = np.array([problem.argmin[n] for n in names])
+    rows = problem.space.sample(jax.random.key(3), 6)
+    configs = problem.space.to_configs(rows) + [problem.argmin]
+    x = np.array([[c[n] for n in names] for c in configs], float)
+    expected = reference(x, centre)
+    values = np.array([problem(c) for c in configs])
+    np.testing.assert_allclose(values, expected, rtol=1e-9, atol=1e-4)
+    assert expected[-1] == pytest.approx(problem.optimum, abs=1e-4)  # the stated minimum

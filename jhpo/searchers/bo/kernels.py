@@ -120,9 +120,18 @@ def propose_kernel(space: Space, config: ProposeConfig, outputs: Outputs, params
     feasible = feasible_rows(outputs, observed)
     any_feasible = feasible.any()
     # With several fidelities the observed values are not comparable at fidelity 1;
-    # the model's prediction there is.
+    # the model's prediction there is. Where the fit gives the objective noise (a rugged
+    # landscape read as a smooth trend), LogEI measured against the lowest observation,
+    # which lies below the trend, sees improvement only where the model is unsure and
+    # explores at random; against the lowest mean it follows the trend.
     reference = predict_full(observed.x)[0][0] if outputs.multi_fidelity else objective
-    incumbent = jnp.where(any_feasible, jnp.min(jnp.where(feasible, reference, jnp.inf)), 0.0)
+    smoothed = reference
+    if config.incumbent == "mean" and not outputs.multi_fidelity:
+        # The posterior's first rows are the observed ones only while it is exact.
+        exact = observed.capacity <= config.model_rows
+        smoothed = (_means_at_observed(params64, posteriors, objective) if exact
+                    else predict_full(observed.x)[0][0])
+    incumbent = jnp.where(any_feasible, jnp.min(jnp.where(feasible, smoothed, jnp.inf)), 0.0)
     c = outputs.num_constraints
     # c_i > 0 in reported units is c_i > -offset / scale in the GP's standardised units.
     thresholds = (-offsets[1:1 + c] / scales[1:1 + c])[:, None]
@@ -145,6 +154,14 @@ def propose_kernel(space: Space, config: ProposeConfig, outputs: Outputs, params
     # The ascent also starts near the best feasible row (the best row while none is).
     centre_scores = jnp.where(any_feasible & ~feasible, jnp.inf, reference)
     return _maximize_over_space(space, score, key, x_all, mask_all, config, observed, centre_scores)
+
+
+def _means_at_observed(params: gp.GPParams, posteriors: gp.Posterior,
+                       objective: jax.Array) -> jax.Array:
+    """The objective GP's posterior mean at the observed rows, in O(n): where (K + s I) a = y - m
+    on the training rows, the mean there is m + K a = y - s a (s the noise variance)."""
+    alpha = posteriors.alpha[0, :objective.shape[0]]
+    return objective - jnp.exp(params.log_noise[0]) * alpha
 
 
 def screen_effort(config: acq.MaximizeConfig, capacity: int) -> acq.MaximizeConfig:

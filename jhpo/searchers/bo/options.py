@@ -11,6 +11,7 @@ from jhpo.space import Space
 
 ACQUISITIONS = ("logei", "ucb")
 LIARS = ("auto", "believer", "best", "mean", "worst")
+INCUMBENTS = ("mean", "observed")
 
 
 class FitConfig(NamedTuple):
@@ -34,6 +35,7 @@ class ProposeConfig(NamedTuple):
     cost_exponent: float = 1.0
     liar: str = "auto"
     model_rows: int = 256
+    incumbent: str = "mean"
 
 
 class Outputs(NamedTuple):
@@ -91,6 +93,7 @@ def make_config(
     cost_exponent: float = 1.0,
     multi_fidelity: bool = False,
     liar: str = "auto",
+    incumbent: str = "mean",
 ) -> BOConfig:
     """Check the options of ``bo`` and gather them; see ``bo`` for their meaning."""
     if num_initial is None:
@@ -101,6 +104,8 @@ def make_config(
         raise ValueError(f"acquisition={acquisition!r} must be one of {ACQUISITIONS}")
     if liar not in LIARS:
         raise ValueError(f"liar={liar!r} must be one of {LIARS}")
+    if incumbent not in INCUMBENTS:
+        raise ValueError(f"incumbent={incumbent!r} must be one of {INCUMBENTS}")
     check_count("num_restarts", num_restarts, 1)
     check_count("fit_evaluations", fit_evaluations, 0)
     check_count("refine_evaluations", refine_evaluations, 0)
@@ -150,6 +155,7 @@ def make_config(
             cost_exponent=float(cost_exponent),
             liar=liar,
             model_rows=int(model_rows),
+            incumbent=incumbent,
         ),
         outputs=Outputs(int(num_objectives), int(num_constraints), cost_aware, multi_fidelity),
     )
