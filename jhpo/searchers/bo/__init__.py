@@ -211,8 +211,7 @@ def update_fit(config: BOConfig, state: BOState, key: jax.Array,
 def propose(space: Space, config: BOConfig, state: BOState, key: jax.Array,
             weights: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """The acquisition maximiser given the state's fit, observations and pending rows, and
-    whether it is fresh (False: every candidate was already observed or pending). A liar
-    still "auto" is resolved as for an ask of one row."""
+    whether it is fresh (False: every candidate was already observed or pending)."""
     with jax.enable_x64(True):
-        return propose_kernel(space, liar_for_ask(config, 1).propose, config.outputs, state.params,
+        return propose_kernel(space, config.propose, config.outputs, state.params,
                               state.observed, state.pending, weights, key)

@@ -33,7 +33,7 @@ class ProposeConfig(NamedTuple):
     ucb_beta: float
     maximize: acq.MaximizeConfig
     cost_exponent: float = 1.0
-    liar: str = "auto"
+    liar: str = "believer"  # resolved: never "auto" (see ``liar_for_ask``)
     model_rows: int = 256
     incumbent: str = "mean"
 
@@ -67,6 +67,7 @@ class BOConfig(NamedTuple):
     fit: FitConfig
     propose: ProposeConfig
     outputs: Outputs = Outputs()
+    liar: str = "auto"  # as asked: "auto" is resolved per ask by ``liar_for_ask``
 
 
 def make_config(
@@ -153,23 +154,29 @@ def make_config(
                 num_local=int(num_local),
             ),
             cost_exponent=float(cost_exponent),
-            liar=liar,
+            liar=liar_for_rows(liar, 1),
             model_rows=int(model_rows),
             incumbent=incumbent,
         ),
         outputs=Outputs(int(num_objectives), int(num_constraints), cost_aware, multi_fidelity),
+        liar=liar,
     )
 
 
 def liar_for_ask(config: BOConfig, n: int) -> BOConfig:
-    """``config`` with its liar resolved for an ask of ``n`` rows. "auto" is the kriging
-    believer for one row, since the rows then pending are other workers' trials, spread
-    already; for a batch it is the best observed value, since a batch needs the spread a
-    constant gives (docs/design/bo.md has the measurements)."""
-    if config.propose.liar != "auto":
-        return config
-    liar = "believer" if n == 1 else "best"
+    """``config`` with the liar its proposals use for an ask of ``n`` rows."""
+    liar = liar_for_rows(config.liar, n)
     return config._replace(propose=config.propose._replace(liar=liar))
+
+
+def liar_for_rows(liar: str, n: int) -> str:
+    """The liar for an ask of ``n`` rows. "auto" is the kriging believer for one row, since
+    the rows then pending are other workers' trials, spread already; for a batch it is the
+    best observed value, since a batch needs the spread a constant gives
+    (docs/design/bo.md has the measurements)."""
+    if liar != "auto":
+        return liar
+    return "believer" if n == 1 else "best"
 
 
 def check_count(name: str, value, minimum: int) -> None:
