@@ -19,6 +19,7 @@ torch) and multivariate TPESampler (``optuna_tpe``) when optuna is installed (th
 
     python benchmarks/bo_ml.py [--quick] [--json PATH] [--seeds N] [--tasks ...] [--cpu N]
     python benchmarks/bo_ml.py --make-reference [--random-rows N] [--local-rows N]
+    python benchmarks/bo_ml.py --table-from RUN.json [RUN.json ...]
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ REFERENCE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bo_ml
 CHECKPOINTS = (10, 20, 40)
 JHPO_METHODS = ("bo", "tpe", "random")
 FOLDS = 3
+BO_OPTIONS: dict = {}  # set by --bo-options
 
 
 # ---------------------------------------------------------------------------- the tasks
@@ -269,7 +271,8 @@ def run_method(task: Task, method: str, seed: int, evaluations: int):
     if method in JHPO_METHODS:
         from jhpo.searchers import make
 
-        return run_jhpo_sequential(make(method, task.space), task, seed, evaluations)
+        options = BO_OPTIONS if method == "bo" else {}
+        return run_jhpo_sequential(make(method, task.space, **options), task, seed, evaluations)
     from bo_synthetic import run_optuna
 
     return run_optuna(task, method, seed, evaluations)
@@ -315,13 +318,23 @@ def parse_args():
                         help=f"recompute the reference values into {os.path.basename(REFERENCE_PATH)}")
     parser.add_argument("--random-rows", type=int, default=300)
     parser.add_argument("--local-rows", type=int, default=150)
+    parser.add_argument("--bo-options", type=json.loads, default={},
+                        help='options of jhpo\'s bo as JSON, e.g. \'{"explore_fraction": 0}\'')
+    parser.add_argument("--label", default=None,
+                        help="saved with --json: a name for this checkout or setting")
+    parser.add_argument("--table-from", nargs="+", metavar="JSON",
+                        help="print the table of runs saved with --json (several files merge)")
     add_cpu_argument(parser)
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
+    if args.table_from:
+        print_saved(args.table_from)
+        return
     pin_cpu(args.cpu)
+    BO_OPTIONS.update(args.bo_options)
     tasks = make_tasks()
     names = args.tasks or (["forest_cancer", "elasticnet_diabetes", "svc_digits"] if args.quick
                            else list(tasks))
@@ -348,13 +361,31 @@ def main():
                                 "normalised": curve, "suggest_s": seconds})
                 print(f"{name:20s} {method:11s} seed {seed}: normalised {curve[-1]:7.3f}"
                       f"  ({time.perf_counter() - started:5.1f} s)", flush=True)
+                # Written after every run, so a long run interrupted keeps what it did.
+                write_json(args.json, {"results": results, "reference": reference,
+                                       "versions": versions(extras=("optuna", "sklearn")),
+                                       "settings": {"seeds": seeds, "evaluations": evaluations,
+                                                    "folds": FOLDS, "cpu": args.cpu,
+                                                    "label": args.label,
+                                                    "bo_options": args.bo_options}})
     checkpoints = [c for c in CHECKPOINTS if c <= evaluations] or [evaluations]
     print_table(results, methods, names, checkpoints)
-    if args.json:
-        write_json(args.json, {"results": results, "reference": reference,
-                               "versions": versions(extras=("optuna", "sklearn")),
-                               "settings": {"seeds": seeds, "evaluations": evaluations,
-                                            "folds": FOLDS, "cpu": args.cpu}})
+
+
+def print_saved(paths) -> None:
+    """The table of the runs saved by earlier ``--json`` runs; a file's ``--label``
+    suffixes its method names (``bo`` run with ``--label main`` becomes ``bo_main``)."""
+    results = []
+    for path in paths:
+        with open(path) as handle:
+            saved = json.load(handle)
+        label = saved["settings"].get("label")
+        results += [{**r, "method": f"{r['method']}_{label}" if label else r["method"]}
+                    for r in saved["results"]]
+    methods = list(dict.fromkeys(r["method"] for r in results))
+    names = list(dict.fromkeys(r["task"] for r in results))
+    evaluations = min(len(r["normalised"]) for r in results)
+    print_table(results, methods, names, [c for c in CHECKPOINTS if c <= evaluations])
 
 
 if __name__ == "__main__":

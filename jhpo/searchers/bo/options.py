@@ -61,6 +61,7 @@ class BOConfig(NamedTuple):
     fit: FitConfig
     propose: ProposeConfig
     outputs: Outputs = Outputs()
+    explore_after: int = 0
 
 
 def make_config(
@@ -85,6 +86,7 @@ def make_config(
     cost_aware: bool = False,
     cost_exponent: float = 1.0,
     multi_fidelity: bool = False,
+    explore_after: int = 10,
 ) -> BOConfig:
     """Check the options of ``bo`` and gather them; see ``bo`` for their meaning."""
     if num_initial is None:
@@ -111,6 +113,7 @@ def make_config(
     if cost_exponent != 1.0 and not cost_aware:
         raise ValueError(f"cost_exponent={cost_exponent!r} only applies with cost_aware=True")
     check_flag("multi_fidelity", multi_fidelity)
+    check_count("explore_after", explore_after, 0)
     if acquisition == "ucb" and (num_constraints or cost_aware):
         raise ValueError(
             f"acquisition={acquisition!r} cannot be combined with constraints or cost_aware: "
@@ -140,6 +143,7 @@ def make_config(
             cost_exponent=float(cost_exponent),
         ),
         outputs=Outputs(int(num_objectives), int(num_constraints), cost_aware, multi_fidelity),
+        explore_after=int(explore_after),
     )
 
 
