@@ -290,20 +290,26 @@ def median_at(runs, checkpoint) -> float:
 
 
 def print_table(results, methods, names, checkpoints) -> None:
+    """A markdown table of the medians; a task missing a method's runs shows n/a there,
+    and the mean row is over the tasks that every method has finished."""
     def runs_of(name, method):
         return [r for r in results if r["task"] == name and r["method"] == method]
 
+    def cell(name, method):
+        runs = runs_of(name, method)
+        return " / ".join(f"{median_at(runs, c):.3f}" for c in checkpoints) if runs else "n/a"
+
+    complete = [n for n in names if all(runs_of(n, m) for m in methods)]
     print(f"\nmedian normalised score over seeds after {'/'.join(map(str, checkpoints))} "
           "evaluations (0 = reference best, 1 = median random configuration; lower is better)")
     print("| task | " + " | ".join(methods) + " |")
     print("|---|" + "---|" * len(methods))
     for name in names:
-        cells = [" / ".join(f"{median_at(runs_of(name, m), c):.3f}" for c in checkpoints)
-                 for m in methods]
-        print(f"| {name} | " + " | ".join(cells) + " |")
-    means = [" / ".join(f"{statistics.mean(median_at(runs_of(n, m), c) for n in names):.3f}"
-                        for c in checkpoints) for m in methods]
-    print("| **mean** | " + " | ".join(means) + " |")
+        print(f"| {name} | " + " | ".join(cell(name, m) for m in methods) + " |")
+    if complete:
+        means = [" / ".join(f"{statistics.mean(median_at(runs_of(n, m), c) for n in complete):.3f}"
+                            for c in checkpoints) for m in methods]
+        print(f"| **mean** ({len(complete)} tasks) | " + " | ".join(means) + " |")
 
 
 def parse_args():
@@ -321,7 +327,7 @@ def parse_args():
     parser.add_argument("--bo-options", type=json.loads, default={},
                         help='options of jhpo\'s bo as JSON, e.g. \'{"explore_fraction": 0}\'')
     parser.add_argument("--label", default=None,
-                        help="saved with --json: a name for this checkout or setting")
+                        help="saved with --json: a name for this bo setting or checkout")
     parser.add_argument("--table-from", nargs="+", metavar="JSON",
                         help="print the table of runs saved with --json (several files merge)")
     add_cpu_argument(parser)
@@ -374,13 +380,13 @@ def main():
 
 def print_saved(paths) -> None:
     """The table of the runs saved by earlier ``--json`` runs; a file's ``--label``
-    suffixes its method names (``bo`` run with ``--label main`` becomes ``bo_main``)."""
+    suffixes its ``bo`` (run with ``--label main`` it becomes ``bo_main``)."""
     results = []
     for path in paths:
         with open(path) as handle:
             saved = json.load(handle)
         label = saved["settings"].get("label")
-        results += [{**r, "method": f"{r['method']}_{label}" if label else r["method"]}
+        results += [{**r, "method": f"bo_{label}" if label and r["method"] == "bo" else r["method"]}
                     for r in saved["results"]]
     methods = list(dict.fromkeys(r["method"] for r in results))
     names = list(dict.fromkeys(r["task"] for r in results))

@@ -86,7 +86,7 @@ def make_config(
     cost_aware: bool = False,
     cost_exponent: float = 1.0,
     multi_fidelity: bool = False,
-    explore_after: int = 10,
+    explore_after: int = 0,
 ) -> BOConfig:
     """Check the options of ``bo`` and gather them; see ``bo`` for their meaning."""
     if num_initial is None:
