@@ -321,7 +321,8 @@ def parse_args():
     parser.add_argument("--methods", nargs="+", default=None,
                         help="subset of: bo tpe random optuna_tpe optuna_gp")
     parser.add_argument("--make-reference", action="store_true",
-                        help=f"recompute the reference values into {os.path.basename(REFERENCE_PATH)}")
+                        help="recompute the reference values into "
+                             + os.path.basename(REFERENCE_PATH))
     parser.add_argument("--random-rows", type=int, default=300)
     parser.add_argument("--local-rows", type=int, default=150)
     parser.add_argument("--bo-options", type=json.loads, default={},

@@ -150,7 +150,8 @@ def explores_at(config: BOConfig, index: int, since_best: int) -> bool:
     """
     outputs = config.outputs
     # "Improved" is plain only for one objective, unconstrained, at one fidelity.
-    plain = outputs.num_objectives == 1 and not outputs.num_constraints and not outputs.multi_fidelity
+    plain = (outputs.num_objectives == 1 and not outputs.num_constraints
+             and not outputs.multi_fidelity)
     if config.explore_after == 0 or not plain or index < config.num_initial:
         return False
     # The initial design's rows are not the GP's to improve on: count from its end.
