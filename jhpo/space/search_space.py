@@ -143,6 +143,34 @@ class Space:
             [jnp.repeat(active[c.name][:, None], c.width, axis=1) for c in self.columns], axis=1
         )
 
+    @property
+    def num_lattice_neighbours(self) -> int:
+        """How many rows ``lattice_neighbours`` gives per row."""
+        return sum(2 if codec.kind in ("int", "ordinal") else codec.size - 1
+                   for codec in self._codecs.values() if codec.kind != "float")
+
+    def lattice_neighbours(self, rows: jax.Array) -> jax.Array:
+        """``(n, num_lattice_neighbours, dim)`` canonical rows one step from each row along
+        one discrete parameter: an integer or an ordinal one position down and one up
+        (held at the edge of its range), a choice at each of its other values. Floats keep
+        their values. A step on an inactive parameter, or past an edge, gives the row
+        itself back (canonical rows drop inactive values).
+        """
+        positions = self._positions(rows)
+        moved = []
+        for name in self.names:
+            codec = self._codecs[name]
+            if codec.kind == "float":
+                continue
+            if codec.kind == "onehot":
+                shifted = [(positions[name] + k) % codec.size for k in range(1, codec.size)]
+            else:
+                shifted = [jnp.clip(positions[name] + k, 0, codec.size - 1) for k in (-1, 1)]
+            moved += [self._rows({**positions, name: p}) for p in shifted]
+        if not moved:
+            return jnp.zeros((jnp.shape(rows)[0], 0, self.dim), jnp.float32)
+        return jnp.stack(moved, axis=1)
+
     def decode(self, rows: jax.Array) -> dict[str, jax.Array]:
         """Values of every tunable parameter (active or not) for each row, by dotted name.
 

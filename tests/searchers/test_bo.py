@@ -15,6 +15,8 @@ from jhpo.searchers import make
 from jhpo.searchers.base import Buffer, append
 from jhpo.searchers.bo import Outputs, kernels, make_config, targets
 from jhpo.searchers.bo.options import liar_for_ask
+from jhpo.searchers.bo import Outputs, explores_at, kernels, make_config, rows_since_best, targets
+from jhpo.searchers.random import halton_rows
 from jhpo.space import Space
 
 # One space and one set of options for most tests, so they share compiled kernels.
@@ -300,6 +302,8 @@ def test_large_buffers_screen_fewer_random_rows():
     ({"fit_subset": 1.5}, "fit_subset"),
     ({"num_local": -1}, "num_local"),
     ({"liar": "median"}, "liar"),
+    ({"explore_after": -1}, "explore_after"),
+    ({"explore_after": 2.5}, "explore_after"),
 ])
 def test_bad_options_name_the_parameter(options, parameter):
     with pytest.raises(ValueError, match=parameter):
@@ -356,3 +360,83 @@ def test_auto_liar_believes_the_gp_for_one_row_and_takes_the_best_value_for_a_ba
 def test_an_unresolved_liar_never_reaches_the_kernel():
     with pytest.raises(ValueError, match="liar='auto'"):
         kernels.constant_lie("auto", jnp.zeros(3), jnp.ones(3, bool))
+def test_a_stalled_search_explores_every_other_row_until_one_improves():
+    config = make_config(SPACE, num_initial=5, explore_after=4)
+    # since_best grows by one per row that does not improve; the stall counts from the
+    # end of the initial design even when its best row came early.
+    exploring = [i for i in range(5, 40) if explores_at(config, i, since_best=i - 1)]
+    assert exploring == list(range(9, 40, 2))
+    assert len(exploring) / len(range(9, 40)) == pytest.approx(0.5, abs=0.02)
+    # An improvement (since_best back to 0) stops it; a stall of 4 rows starts it again.
+    assert [explores_at(config, 30 + k, since_best=k) for k in range(7)] == \
+        [False, False, False, False, True, False, True]
+    assert not any(explores_at(config, i, since_best=i) for i in range(5))  # initial design
+
+
+@pytest.mark.parametrize("options", [{"explore_after": 0}, {"num_objectives": 2},
+                                     {"num_constraints": 1}, {"multi_fidelity": True}])
+def test_no_exploring_rows_when_off_or_when_improving_is_not_one_number(options):
+    config = make_config(SPACE, **{"num_initial": 3, "explore_after": 2, **options})
+    assert not any(explores_at(config, i, since_best=i) for i in range(100))
+
+
+def test_rows_since_best_counts_the_rows_told_after_the_lowest_value():
+    buffer = append(Buffer(jnp.zeros((4, 2)), jnp.zeros(4), jnp.zeros(4, bool)),
+                    jnp.zeros((6, 2)), jnp.asarray([3.0, 1.0, jnp.nan, 2.0, 1.0, 5.0]))
+    assert int(rows_since_best(buffer)) == 4  # the first 1.0 stays the best
+    failed = append(Buffer(jnp.zeros((4, 2)), jnp.zeros(4), jnp.zeros(4, bool)),
+                    jnp.zeros((3, 2)), jnp.full(3, jnp.nan))
+    assert int(rows_since_best(failed)) == 3
+
+
+def test_exploring_rows_continue_the_halton_design_in_single_and_batch_asks():
+    options = {**OPTIONS, "explore_after": 2}
+    searcher = make("bo", SPACE, **options)
+    config = make_config(SPACE, **options)
+    state = searcher.init(jax.random.key(0))
+    index, since_best, explored = 0, 0, 0
+    for step, n in enumerate([1, 1, 1, 1, 1, 1, 3, 2, 1]):
+        rows, state, fresh = searcher.ask(state, jax.random.key(step), n)
+        assert bool(fresh.all())
+        for k, row in enumerate(np.asarray(rows)):
+            if index < config.num_initial or explores_at(config, index, since_best + k):
+                halton = np.asarray(halton_rows(SPACE, state.permutations, index, 1)[0])
+                np.testing.assert_array_equal(row, halton)
+                explored += index >= config.num_initial
+            index += 1
+        # Values that rise from the first row on: nothing after it improves.
+        values = np.arange(index - n, index, dtype=np.float32)
+        state = searcher.tell(state, rows, jnp.asarray(values))
+        since_best = index - 1
+    # Three initial rows, then a stall of two rows: indices 5, 7, 9 and 11 (two of them
+    # inside batch asks, where the pending rows count as not improving).
+    assert explored == 4
+
+
+def test_an_all_integer_space_is_searched_without_repeating_a_point():
+    grid = Space({"a": jhpo.randint(1, 3), "b": jhpo.randint(0, 3)})  # 12 points
+    searcher = make("bo", grid, **{**OPTIONS, "num_initial": 2})
+    state = searcher.init(jax.random.key(0))
+    seen = set()
+    for i in range(12):
+        row, state, fresh = searcher.ask(state, jax.random.key(i), 1)
+        (config,) = grid.to_configs(row)
+        assert bool(fresh[0]) and (config["a"], config["b"]) not in seen
+        seen.add((config["a"], config["b"]))
+        value = (config["a"] - 2) ** 2 + (config["b"] - 1) ** 2
+        state = searcher.tell(state, row, jnp.asarray([float(value)]))
+    assert len(seen) == 12
+
+
+def test_the_incumbents_lattice_neighbours_are_screened():
+    # One random row screened, no local rows, no ascent: without the incumbent's lattice
+    # neighbours among the candidates, a step of one from it would be a 2-in-1000 chance.
+    wide = Space({"n": jhpo.randint(0, 999)})
+    searcher = make("bo", wide, num_initial=5, num_screen=1, num_starts=1, num_local=0,
+                    ascent_steps=0, explore_after=0)
+    counts = [100, 300, 480, 700, 900]
+    rows = wide.from_configs([{"n": n} for n in counts])
+    values = [((n - 500) / 400) ** 2 for n in counts]
+    state = searcher.tell(searcher.init(jax.random.key(0)), rows, jnp.asarray(values, jnp.float32))
+    row, _, _ = searcher.ask(state, jax.random.key(1), 1)
+    assert wide.to_configs(row)[0]["n"] in (479, 481)

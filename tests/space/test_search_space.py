@@ -75,6 +75,43 @@ def test_decode_of_encode_is_the_configuration(space_config):
         assert same_value(decoded[name], config[name]), (name, decoded[name], config[name])
 
 
+def expected_neighbours(space, config):
+    """The configurations one discrete step from ``config``, built value by value, in the
+    order ``lattice_neighbours`` promises (parameters in order, down before up)."""
+    expected = []
+    for name, domain in space.domains.items():
+        if isinstance(domain, jhpo.space.Int):
+            steps = [max(config[name] - 1, domain.lo), min(config[name] + 1, domain.hi)]
+        elif isinstance(domain, jhpo.space.Ordinal):
+            i = space.index_of(name, config[name])
+            steps = [domain.values[max(i - 1, 0)], domain.values[min(i + 1, len(domain.values) - 1)]]
+        elif isinstance(domain, jhpo.space.Choice):
+            i = space.index_of(name, config[name])
+            steps = [domain.values[(i + k) % len(domain.values)] for k in range(1, len(domain.values))]
+        else:
+            steps = []
+        expected += [{**config, name: value} for value in steps]
+    return expected
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(space_and_config())
+def test_lattice_neighbours_step_one_discrete_parameter_at_a_time(space_config):
+    space, config = space_config
+    row = space.from_configs([config])
+    (decoded,) = space.to_configs(row)
+    expected = expected_neighbours(space, decoded)
+    neighbours = space.lattice_neighbours(row)
+    assert neighbours.shape == (1, space.num_lattice_neighbours, space.dim)
+    assert len(expected) == space.num_lattice_neighbours
+    # Canonical up to float32 rounding: XLA may divide by a bin count as a multiplication
+    # by its reciprocal, one unit in the last place away from eager code.
+    np.testing.assert_allclose(neighbours[0], space.canonicalize(neighbours[0]), atol=1e-6)
+    for got, wanted in zip(space.to_configs(neighbours[0]) if expected else [], expected):
+        assert got.keys() == wanted.keys()
+        assert all(same_value(got[k], wanted[k]) for k in wanted), (got, wanted)
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spaces, st.integers(0, 2**31 - 1))
 def test_samples_stay_in_bounds_and_integers_are_integers(space, seed):
@@ -194,6 +231,20 @@ def test_inactive_columns_are_zero_and_masked():
     momentum = space.columns[space.names.index("momentum")]
     assert not mask[momentum.start] and float(rows[0, momentum.start]) == 0.0
     assert mask[space.columns[0].start]
+
+
+def test_lattice_neighbours_switch_children_with_their_parent_and_skip_inactive_ones():
+    space = conditional_space()
+    row = space.from_configs([{"optimizer": "adam", "num_layers": 2}])
+    neighbours = space.to_configs(space.lattice_neighbours(row)[0])
+    # optimizer -> sgd turns momentum on (at its zero column); nesterov and units_3 are
+    # inactive, so their steps give the row back; num_layers 3 turns units_3 on.
+    assert neighbours[0] == {"optimizer": "sgd", "momentum": 0.0, "num_layers": 2}
+    unchanged = {"optimizer": "adam", "num_layers": 2}
+    assert neighbours[1] == unchanged  # nesterov's one other value
+    assert neighbours[2] == {"optimizer": "adam", "num_layers": 1}
+    assert neighbours[3] == {"optimizer": "adam", "num_layers": 3, "units_3": 8}
+    assert neighbours[4:] == [unchanged, unchanged]  # units_3 down and up
 
 
 def test_missing_active_parameter_is_an_error():

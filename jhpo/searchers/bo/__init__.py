@@ -30,8 +30,8 @@ from jhpo.searchers.bo.options import BOConfig, Outputs, check_count, liar_for_a
 from jhpo.searchers.random import halton_rows, quasirandom
 from jhpo.space import Space
 
-__all__ = ["BOConfig", "BOState", "FillLevels", "Outputs", "bo", "make_config", "propose",
-           "read_fill_levels", "update_fit"]
+__all__ = ["BOConfig", "BOState", "FillLevels", "Outputs", "bo", "explores_at", "make_config",
+           "propose", "read_fill_levels", "rows_since_best", "update_fit"]
 
 
 class BOState(NamedTuple):
@@ -97,6 +97,12 @@ def bo(space: Space, **options) -> Searcher:
         "believer" (the GP's own mean there, given what was observed), "best", "mean" or
         "worst" (of the observed values). "auto" is "believer" when one row is asked (a
         free worker's ask) and "best" for a batch.
+    explore_after (0, off): once this many rows in a row (told or pending) have not
+        improved on the best value, every other row continues the initial design's
+        quasi-random sequence instead of following the GP, until one improves: a guard
+        for objectives where the GP misleads (see ``explores_at``). Only with one
+        objective, no constraints and no fidelity. Off by default: on the scikit-learn
+        tasks measured it engaged in most runs and cost more than it gained.
     multi_fidelity (False): each told row ends with the trial's fidelity in [0, 1]
         (``jhpo.goal.Goal.fidelity_of``); the GPs take it as one more input and the
         acquisition looks at fidelity 1. ``jhpo.tune`` and ``jhpo.tune_population`` turn
@@ -124,13 +130,17 @@ def bo(space: Space, **options) -> Searcher:
         fit_key, *row_keys = jax.random.split(key, n + 1)
         weights = parego_weights(outputs, fit_key)
         initial_design = levels.observed < config.num_initial
-        if not initial_design:  # once per ask: only real observations move the fit
+        first = levels.observed + levels.pending  # the index of this ask's first row
+        quasi = [initial_design
+                 or explores_at(config, first + i, levels.since_best + levels.pending + i)
+                 for i in range(n)]
+        if not all(quasi):  # once per ask: only real observations move the fit
             state = update_fit(config, state, fit_key, weights, levels)
         rows, fresh = [], []
         for asked, row_key in enumerate(row_keys):
             num_pending = levels.pending + asked
-            if initial_design:
-                row = halton_rows(space, state.permutations, levels.observed + num_pending, 1)[0]
+            if quasi[asked]:
+                row = halton_rows(space, state.permutations, first + asked, 1)[0]
                 row, found = first_untaken(space, row, state.observed, state.pending, row_key)
             else:
                 row, found = propose(space, liar_for_ask(config, n), state, row_key, weights)
@@ -142,19 +152,53 @@ def bo(space: Space, **options) -> Searcher:
     return Searcher(init, ask, record_told)
 
 
+def explores_at(config: BOConfig, index: int, since_best: int) -> bool:
+    """Whether the row of ``index`` (the rows observed and pending before it) continues
+    the quasi-random design instead of following the GP: once the ``since_best`` rows
+    after the best one (pending ones count as not improving), or all rows after the
+    initial design if fewer, reach ``explore_after``, every other row, until one improves.
+
+    A guard for objectives where the GP misleads (a flat or noisy objective, a length
+    scale fitted too long): a stalled search turns half quasi-random. While the GP keeps
+    improving it costs nothing, unlike a fixed share of quasi-random rows
+    (docs/design/bo.md has the measurements).
+    """
+    outputs = config.outputs
+    # "Improved" is plain only for one objective, unconstrained, at one fidelity.
+    plain = (outputs.num_objectives == 1 and not outputs.num_constraints
+             and not outputs.multi_fidelity)
+    if config.explore_after == 0 or not plain or index < config.num_initial:
+        return False
+    # The initial design's rows are not the GP's to improve on: count from its end.
+    stalled = min(since_best, index - config.num_initial) - config.explore_after
+    return stalled >= 0 and stalled % 2 == 0
+
+
 class FillLevels(NamedTuple):
-    """What an ask decides on, copied to the host: the rows observed and pending, and the
-    number of observations at the last fit with restarts."""
+    """What an ask decides on, copied to the host: the rows observed and pending, the
+    number of observations at the last fit with restarts, and the observations told
+    since the best one (see ``rows_since_best``)."""
 
     observed: int
     pending: int
     restarted_at: int
+    since_best: int
 
 
 @jax.jit
 def _fill_level_array(state: BOState) -> jax.Array:
     return jnp.stack([state.observed.mask.sum(), state.pending.mask.sum(),
-                      state.restarted_at]).astype(jnp.int32)
+                      state.restarted_at, rows_since_best(state.observed)]).astype(jnp.int32)
+
+
+def rows_since_best(observed: Buffer) -> jax.Array:
+    """Observations told after the one of lowest first value (the objective, or the first
+    of several); all of them while none is finite. The buffer keeps the order told."""
+    first = observed.y.reshape(observed.capacity, -1)[:, 0]
+    usable = observed.mask & jnp.isfinite(first)
+    count = observed.mask.sum()
+    best = jnp.argmin(jnp.where(usable, first, jnp.inf))
+    return jnp.where(usable.any(), count - 1 - best, count)
 
 
 def read_fill_levels(state: BOState) -> FillLevels:

@@ -187,9 +187,13 @@ def _maximize_over_space(space: Space, score, key, x_all, mask_all, config: Prop
     ``acq.maximize``), and fewer random rows in large buffers (``screen_effort``)."""
     best_row = observed.x[jnp.argmin(jnp.where(observed.mask, rank, jnp.inf))][None]
     maximize_config = screen_effort(config.maximize, min(observed.capacity, config.model_rows))
+    neighbours = space.lattice_neighbours(best_row)[0]
 
     def sample(sample_key, num):
-        return space.sample(sample_key, num).astype(jnp.float64)
+        # The incumbent's lattice neighbours are screened too: a perturbation smaller
+        # than half a bin rounds back to the incumbent's integers, so without them a
+        # step of one on a wide integer range is rarely tried.
+        return jnp.concatenate([space.sample(sample_key, num), neighbours]).astype(jnp.float64)
 
     def canonicalize(rows):
         return space.canonicalize(rows.astype(jnp.float32)).astype(rows.dtype)

@@ -68,6 +68,7 @@ class BOConfig(NamedTuple):
     propose: ProposeConfig
     outputs: Outputs = Outputs()
     liar: str = "auto"  # as asked: "auto" is resolved per ask by ``liar_for_ask``
+    explore_after: int = 0
 
 
 def make_config(
@@ -95,6 +96,7 @@ def make_config(
     multi_fidelity: bool = False,
     liar: str = "auto",
     incumbent: str = "mean",
+    explore_after: int = 0,
 ) -> BOConfig:
     """Check the options of ``bo`` and gather them; see ``bo`` for their meaning."""
     if num_initial is None:
@@ -126,6 +128,7 @@ def make_config(
     if cost_exponent != 1.0 and not cost_aware:
         raise ValueError(f"cost_exponent={cost_exponent!r} only applies with cost_aware=True")
     check_flag("multi_fidelity", multi_fidelity)
+    check_count("explore_after", explore_after, 0)
     if acquisition == "ucb" and (num_constraints or cost_aware):
         raise ValueError(
             f"acquisition={acquisition!r} cannot be combined with constraints or cost_aware: "
@@ -160,6 +163,7 @@ def make_config(
         ),
         outputs=Outputs(int(num_objectives), int(num_constraints), cost_aware, multi_fidelity),
         liar=liar,
+        explore_after=int(explore_after),
     )
 
 
