@@ -7,7 +7,7 @@ import pytest
 
 import jhpo
 from jhpo import population as pop
-from jhpo.runs import population as population_run
+from jhpo.runs import population_loop
 from jhpo.runs.population import largest_batch_size, tune_population
 from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.records import load_run
@@ -79,7 +79,7 @@ def test_resume_continues_the_same_run(tmp_path):
 def test_ctrl_c_stops_cleanly_and_the_interrupted_population_restarts(tmp_path, monkeypatch,
                                                                        caplog):
     uninterrupted = _tune(tmp_path / "whole", num_trials=8)
-    real_train = pop.train_configs
+    real_train = pop.train
     calls = []
 
     def interrupted_on_second_population(*args, **kwargs):
@@ -88,7 +88,7 @@ def test_ctrl_c_stops_cleanly_and_the_interrupted_population_restarts(tmp_path, 
             raise KeyboardInterrupt
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(population_run.pop, "train_configs", interrupted_on_second_population)
+    monkeypatch.setattr(population_loop.pop, "train", interrupted_on_second_population)
     with caplog.at_level("WARNING", logger="jhpo"):
         partial = _tune(tmp_path / "run", num_trials=8)
     assert partial.interrupted and len(partial.trials) == 4
@@ -97,7 +97,7 @@ def test_ctrl_c_stops_cleanly_and_the_interrupted_population_restarts(tmp_path, 
     asks = (tmp_path / "run" / "asks.jsonl").read_text().splitlines()
     assert json.loads(asks[-1])["trial_ids"] == [4, 5, 6, 7]
     assert len((tmp_path / "run" / "trials.jsonl").read_text().splitlines()) == 4
-    monkeypatch.setattr(population_run.pop, "train_configs", real_train)
+    monkeypatch.setattr(population_loop.pop, "train", real_train)
     resumed = _tune(tmp_path / "run", num_trials=8)
     assert _records(resumed) == _records(uninterrupted)
     assert len((tmp_path / "run" / "asks.jsonl").read_text().splitlines()) == 2
