@@ -42,6 +42,7 @@ from jhpo.runs.shell import (
 )
 from jhpo.schedulers import Scheduler
 from jhpo.searchers import Searcher
+from jhpo.searchers.base import next_power_of_two
 from jhpo.space import Choice, Int, Ordinal, Space
 
 
@@ -59,9 +60,9 @@ def largest_batch_size(space: Space) -> int | None:
     """
     domain = space.domains.get("batch_size")
     if isinstance(domain, Int):
-        return pop.next_power_of_two(domain.hi)
+        return next_power_of_two(domain.hi)
     if isinstance(domain, (Choice, Ordinal)) and all(isinstance(v, numbers.Integral) for v in domain.values):
-        return pop.next_power_of_two(max(domain.values))
+        return next_power_of_two(max(domain.values))
     return None
 
 

@@ -62,6 +62,7 @@ from jhpo.runs.schedule import Schedule
 from jhpo.runs.shell import POPULATION_IDENTITY_KEYS, make_trial, run_fingerprint
 from jhpo.schedulers import promotion
 from jhpo.schedulers.driver import SchedulerDriver
+from jhpo.searchers.base import next_power_of_two
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -83,7 +84,7 @@ class SlotRun:
         self.population_size, self.train_options = population_size, train_options
         self.fresh = schedule.name is None
         self.programs = None if self.fresh else PopulationPrograms(
-            task, population_size, max_batch_size or pop.next_power_of_two(int(task.defaults["batch_size"])),
+            task, population_size, max_batch_size or next_power_of_two(int(task.defaults["batch_size"])),
             schedule.interval, devices)
         size = population_size if self.fresh else self.programs.size
         self.recorded_ids = {t.trial_id for t in result.trials}

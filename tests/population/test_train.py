@@ -121,6 +121,16 @@ def test_steps_per_block_divides_steps():
         pop.steps_per_block(0)
 
 
+def test_batches_and_buckets_pad_to_the_next_power_of_two():
+    """One helper sizes a searcher's buffers and a population's padded batches."""
+    from jhpo.searchers.base import MIN_CAPACITY, capacity_for, next_power_of_two
+
+    for n in range(0, 300):
+        brute = min(2**k for k in range(12) if 2**k >= n)
+        assert next_power_of_two(n) == brute
+        assert capacity_for(n) == max(MIN_CAPACITY, brute)
+
+
 SHARDED_SCRIPT = """
 import json
 import jax
