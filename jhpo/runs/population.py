@@ -192,8 +192,8 @@ def tune_population(
                 num_trials=num_trials, steps=steps, seed=seed, max_batch_size=max_batch_size,
                 devices=devices, directory=directory, result=result, progress=progress,
                 max_member_steps=max_member_steps, callbacks=callbacks,
-                train_options=dict(max_batch_size=max_batch_size, batch_strategy=batch_strategy,
-                                   chunk_size=chunk_size, devices=devices))
+                train_options={"max_batch_size": max_batch_size, "batch_strategy": batch_strategy,
+                               "chunk_size": chunk_size, "devices": devices})
     log_failures(result)
     callbacks.run_end(result)
     return result

@@ -40,24 +40,22 @@ A killed run resumes from a boundary (see :mod:`jhpo.runs.population_checkpoints
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jhpo import multihost
 from jhpo import population as pop
-from jhpo import schedulers as schedulers_module
 from jhpo.callbacks import Callbacks
 from jhpo.checkpoint import Checkpoints
 from jhpo.goal import Goal
 from jhpo.population import PopulationPrograms
 from jhpo.progress import progress_bar
 from jhpo.runs import population_checkpoints as checkpoints
+from jhpo.runs import population_decisions as decisions
 from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.population_slots import TRAIN_LOSS, LossTail, Paused, Slots, tail_length
-from jhpo.runs.records import COMPLETED, FAILED, STOPPED, AskRecord, Result, RunDirectory, Trial
+from jhpo.runs.records import FAILED, AskRecord, Result, RunDirectory, Trial
 from jhpo.runs.schedule import Schedule
 from jhpo.runs.shell import POPULATION_IDENTITY_KEYS, make_trial, run_fingerprint
 from jhpo.schedulers import promotion
@@ -129,7 +127,7 @@ class SlotRun:
         if self.requeued:
             chosen = free[:len(self.requeued)]
             for slot, (trial_id, row) in zip(chosen, self.requeued):
-                self._start_trial(slot, trial_id, np.asarray(row, np.float32), parent=-1, step=0)
+                self.start_trial(slot, trial_id, np.asarray(row, np.float32), parent=-1, step=0)
             self.requeued = self.requeued[len(chosen):]
             self.load_fresh(chosen)
             return
@@ -151,12 +149,12 @@ class SlotRun:
             self.directory.append_ask(AskRecord(list(range(first, first + count)),
                                                 np.asarray(rows).tolist(), num_told))
         for offset, slot in enumerate(chosen):
-            self._start_trial(slot, first + offset, np.asarray(rows[offset]), parent=-1, step=0)
+            self.start_trial(slot, first + offset, np.asarray(rows[offset]), parent=-1, step=0)
         self.next_trial_id += count
         self.started += count
         self.load_fresh(chosen)
 
-    def _start_trial(self, slot, trial_id, row, parent, step) -> None:
+    def start_trial(self, slot, trial_id, row, parent, step) -> None:
         self.slots.trial[slot], self.slots.rows[slot] = trial_id, row
         self.slots.parent[slot], self.slots.start_step[slot] = parent, step
         self.slots.steps[slot], self.slots.started_at[slot] = step, self.now
@@ -191,25 +189,25 @@ class SlotRun:
             mask = np.isin(np.arange(size), list(loaded))
             self.carry = self.programs.select(mask, (states, np.ones(size, bool), np.full(size, -1, np.int32)),
                                               self.carry)
-            self.hp, self.keys = self._columns(), self._trial_keys()
+            self.hp, self.keys = self.columns(), self.trial_keys()
         return free[len(loaded):]
 
-    def _hp_columns(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+    def _hpcolumns(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         configs = self.space.to_configs(rows)
         return pop.stack_hparams(self.task, [pop.task_config(self.space, c) for c in configs])
 
-    def _trial_keys(self):
+    def trial_keys(self):
         """Each slot's key: its trial's, ``fold_in(key(seed), trial_id)``."""
         return self.programs.put(pop.member_keys(self.seed, np.maximum(self.slots.trial, 0)))
 
-    def _columns(self):
-        return self.programs.put({k: jnp.asarray(v) for k, v in self._hp_columns(self.slots.rows).items()})
+    def columns(self):
+        return self.programs.put({k: jnp.asarray(v) for k, v in self._hpcolumns(self.slots.rows).items()})
 
     def load_fresh(self, chosen) -> None:
         """Fresh member states in the ``chosen`` slots (a fresh run makes them when it trains)."""
         if self.fresh:
             return
-        self.hp, self.keys = self._columns(), self._trial_keys()
+        self.hp, self.keys = self.columns(), self.trial_keys()
         fresh = self.programs.init(self.keys, self.hp)
         mask = np.zeros(self.programs.size, bool)
         mask[chosen] = True
@@ -232,11 +230,11 @@ class SlotRun:
         self._report(metrics, occupied)
         objectives = self._objectives(metrics)
         if self.scheduler == "pbt":
-            self._pbt_boundary(metrics, objectives[:, 0], alive, failed_step)
+            decisions.pbt_boundary(self, metrics, objectives[:, 0], alive, failed_step)
         elif self.promotions is not None:
-            self._promotion_boundary(metrics, objectives, alive, failed_step)
+            decisions.promotion_boundary(self, metrics, objectives, alive, failed_step)
         else:
-            self._judge(metrics, objectives, alive, failed_step)
+            decisions.judge(self, metrics, objectives, alive, failed_step)
         self.tell_ended()
         self.boundary += 1
 
@@ -253,7 +251,7 @@ class SlotRun:
         """The whole training of the occupied slots, from fresh states, by
         ``jhpo.population.train``; the same four arrays as ``_advance``."""
         held = np.flatnonzero(occupied)
-        outcome = pop.train(self.task, self._hp_columns(self.slots.rows[held]),
+        outcome = pop.train(self.task, self._hpcolumns(self.slots.rows[held]),
                             pop.member_keys(self.seed, self.slots.trial[held]), self.steps,
                             block_steps=pop.steps_per_block(self.steps), on_block=self.on_block,
                             pad_to=self.population_size, **self.train_options)
@@ -287,117 +285,27 @@ class SlotRun:
                              f"{self.task.name!r} evaluates: {sorted(metrics)}")
         return self.goal.signs * np.stack([metrics[m] for m in self.goal.metrics], axis=1)
 
-    def _judge(self, metrics, objectives, alive, failed_step) -> None:
-        """Trials that diverged or completed end; the scheduler (if any) judges the others
-        at their rungs. A non-finite evaluation ends a trial, recorded failed."""
-        for slot in np.flatnonzero(self.slots.occupied):
-            trial_id, steps = int(self.slots.trial[slot]), int(self.slots.steps[slot])
-            values = objectives[slot]
-            if not alive[slot]:
-                self._diverged(slot, metrics, failed_step)
-            elif not np.isfinite(values).all():
-                self._finish(slot, metrics, COMPLETED if steps >= self.steps else STOPPED, None)
-            elif steps >= self.steps:
-                if self.scheduling is not None:
-                    self.scheduling.goes_on(trial_id, steps, values)
-                self._finish(slot, metrics, COMPLETED, None)
-            elif self.scheduling is not None and not self.scheduling.goes_on(trial_id, steps, values):
-                self._finish(slot, metrics, STOPPED, f"stopped by {self.scheduler} at step {steps}")
-        self.refill()
-
-    def _promotion_boundary(self, metrics, objectives, alive, failed_step) -> None:
-        """Trials that reached their rung record their values there and pause (or, at
-        the last rung, complete); freed slots are refilled; and once nothing runs or can
-        be promoted, the trials still paused are recorded as stopped."""
-        pausing = []
-        levels = self.schedule.scheduler.levels
-        for slot in np.flatnonzero(self.slots.occupied):
-            trial_id, steps = int(self.slots.trial[slot]), int(self.slots.steps[slot])
-            if not alive[slot] or not np.isfinite(objectives[slot]).all():
-                self.promotions = promotion.drop(self.promotions, trial_id)
-                if alive[slot]:
-                    self._finish(slot, metrics, STOPPED, None)
-                else:
-                    self._diverged(slot, metrics, failed_step)
-            elif steps >= levels[promotion.target_rung(self.promotions, trial_id)]:
-                self.promotions, rung = promotion.record(self.promotions, trial_id, objectives[slot])
-                if rung == len(levels) - 1:
-                    self._finish(slot, metrics, COMPLETED, None)
-                else:
-                    pausing.append(slot)
-        if pausing:
-            states = self.programs.fetch(self.carry[0], members=pausing)
-            for index, slot in enumerate(pausing):
-                self.paused[int(self.slots.trial[slot])] = Paused(
-                    jax.tree.map(lambda leaf, index=index: np.array(leaf[index]), states),
-                    self.slots.rows[slot].copy(), int(self.slots.steps[slot]),
-                    float(self.slots.started_at[slot]), {k: float(v[slot]) for k, v in metrics.items()})
-                self.slots.trial[slot] = -1
-        self.refill()
-        if not self.running:
-            for trial_id in sorted(self.paused):
-                paused = self.paused.pop(trial_id)
-                self._record(trial_id, paused.row, paused.metrics, STOPPED,
-                             f"not promoted past step {paused.steps} by asha", paused.started_at,
-                             paused.steps, -1, 0)
-
-    def _pbt_boundary(self, metrics, fitness, alive, failed_step) -> None:
-        occupied = self.slots.occupied
-        values = np.where(alive & occupied, fitness, np.nan).astype(np.float32)
-        if int(self.slots.steps.max()) >= self.steps:
-            for slot in np.flatnonzero(occupied):
-                if alive[slot]:
-                    self._finish(slot, metrics, COMPLETED, None)
-                else:
-                    self._diverged(slot, metrics, failed_step)
-            return
-        key = jax.random.fold_in(jax.random.fold_in(jax.random.key(self.seed), 2), self.boundary)
-        parents = np.asarray(schedulers_module.pbt_parents(
-            jnp.asarray(values), jnp.asarray(occupied), key, self.schedule.quantile))
-        copying = np.flatnonzero(parents != np.arange(len(parents)))
-        if len(copying) == 0:
-            return
-        explored = np.asarray(schedulers_module.pbt_explore(
-            self.space, jnp.asarray(self.slots.rows[parents]), jax.random.fold_in(key, 1),
-            resample_probability=self.schedule.resample_probability))
-        donors = self.slots.copy()
-        for slot in copying:
-            if alive[slot]:
-                self._finish(slot, metrics, STOPPED, f"replaced by PBT at step {self.slots.steps[slot]}")
-            else:
-                self._diverged(slot, metrics, failed_step)
-            donor = parents[slot]
-            self._start_trial(slot, self.next_trial_id, explored[slot],
-                              parent=int(donors.trial[donor]), step=int(donors.steps[donor]))
-            self.next_trial_id += 1
-        self.carry = self.programs.gather(self.carry, parents)
-        states, alive_after, failed_after = self.carry
-        # a copied member starts healthy from its donor's state
-        self.carry = (states, alive_after, self.programs.put(jnp.where(
-            jnp.asarray(parents != np.arange(len(parents))), -1, failed_after)))
-        self.hp, self.keys = self._columns(), self._trial_keys()
-
     # --- records
 
-    def _diverged(self, slot, metrics, failed_step) -> None:
+    def diverged(self, slot, metrics, failed_step) -> None:
         """Record the trial in ``slot`` failed at the first step its loss or state was not finite."""
         step = int(failed_step[slot])
-        self._record(int(self.slots.trial[slot]), self.slots.rows[slot], {"failed_step": step}, FAILED,
+        self.record(int(self.slots.trial[slot]), self.slots.rows[slot], {"failed_step": step}, FAILED,
                      f"training diverged: non-finite loss or parameters at step {step}",
                      float(self.slots.started_at[slot]), step, int(self.slots.parent[slot]),
                      int(self.slots.start_step[slot]))
         self.slots.trial[slot] = -1
 
-    def _finish(self, slot, metrics, status, error) -> None:
+    def finish(self, slot, metrics, status, error) -> None:
         """Record the trial in ``slot`` with its metrics of this interval; free the slot.
         (A non-finite objective makes it failed; see ``make_trial``.)"""
-        self._record(int(self.slots.trial[slot]), self.slots.rows[slot],
+        self.record(int(self.slots.trial[slot]), self.slots.rows[slot],
                      {k: float(v[slot]) for k, v in metrics.items()}, status, error,
                      float(self.slots.started_at[slot]), int(self.slots.steps[slot]),
                      int(self.slots.parent[slot]), int(self.slots.start_step[slot]))
         self.slots.trial[slot] = -1
 
-    def _record(self, trial_id, row, values, status, error, started_at, steps, parent,
+    def record(self, trial_id, row, values, status, error, started_at, steps, parent,
                 start_step) -> None:
         self.ended.append(make_trial(
             self.goal, trial_id=trial_id, row=row, config=self.space.to_configs(row[None])[0],

@@ -9,8 +9,8 @@ import pytest
 import jhpo
 from jhpo import population as pop
 from jhpo.runs import population_loop
-from jhpo.runs.population import largest_batch_size, tune_population
 from jhpo.runs.optimizer import Optimizer
+from jhpo.runs.population import largest_batch_size, tune_population
 from jhpo.runs.records import load_run
 from tests.killing import kill_after_records
 from tests.population.toy_task import TASK

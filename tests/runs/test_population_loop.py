@@ -12,9 +12,9 @@ from jhpo import schedulers
 from jhpo.goal import Goal
 from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.population import tune_population
+from jhpo.runs.population_loop import run_population
 from jhpo.runs.records import Result, RunDirectory, load_run
 from jhpo.runs.schedule import schedule_for
-from jhpo.runs.population_loop import run_population
 from jhpo.runs.shell import run_meta
 from jhpo.space import Space
 from tests.killing import kill_after_records

@@ -1,6 +1,12 @@
 import numpy as np
 
-from jhpo.runs.population_slots import LossTail, Paused, pack_paused, tail_length, unpack_paused
+from jhpo.runs.population_slots import (
+    LossTail,
+    Paused,
+    pack_paused,
+    tail_length,
+    unpack_paused,
+)
 
 
 def test_a_loss_tail_averages_each_slots_last_losses_as_numpy_does():
