@@ -121,12 +121,15 @@ def tune_population(
 
     Every trial trains for ``steps`` steps; trial ``i`` uses the PRNG key
     ``fold_in(key(seed), i)``, so its result does not depend on which
-    population it ran in. A member whose training diverges is recorded as
-    failed and told to the searcher as such. ``max_batch_size`` defaults to
-    the space's largest ``batch_size`` (see ``largest_batch_size``);
-    ``batch_strategy``, ``chunk_size`` and ``devices`` (default: every device of every
-    process) are passed to ``jhpo.population.train``. Returns the run's ``Result``; with
-    ``run_dir``, calling again with the same arguments resumes.
+    population it ran in. A trial records the evaluation's metrics and ``train_loss``
+    (the mean of its last tenth of training losses); a member whose training diverges is
+    recorded as failed and told to the searcher as such. ``max_batch_size`` defaults to
+    the space's largest ``batch_size`` (see ``largest_batch_size``); ``devices``
+    (default: every device of every process) hold the population. Without a scheduler
+    each population is trained by ``jhpo.population.train``, in pieces of ``chunk_size``
+    members and grouped by ``batch_strategy``; with one, all slots are one program.
+    Returns the run's ``Result``; with ``run_dir``, calling again with the same arguments
+    resumes.
 
     After ``jax.distributed.initialize`` (see ``jhpo.multihost.initialize``) call it with
     the same arguments on every host: one population spans the devices of all of them,
@@ -141,8 +144,8 @@ def tune_population(
     options are those of ``jhpo.tune``'s schedulers, with the resource counted in steps
     (``min_resource``: the first rung, default one interval; ``max_resource``: always
     ``steps``; ``eta``; ``min_trials``), plus ``interval``, ``checkpoint_every``,
-    ``form="promotion"`` (ASHA) and PBT's ``quantile`` and ``resample_probability``. PBT starts ``population_size`` members and ignores
-    ``num_trials``; its copies are recorded as new trials with a ``parent_id``. With a
+    ``form="promotion"`` (ASHA) and PBT's ``quantile`` and ``resample_probability``. PBT
+    starts ``population_size`` members and ignores ``num_trials``; its copies are recorded as new trials with a ``parent_id``. With a
     scheduler, ``max_member_steps`` caps the compute: no trial starts once that many
     member-steps were trained.
 
@@ -189,8 +192,8 @@ def tune_population(
         with stopped_by_interrupt(result, directory):
             run_population(
                 task, optimizer, goal, schedule, population_size=population_size,
-                num_trials=num_trials, steps=steps, seed=seed, max_batch_size=max_batch_size,
-                devices=devices, directory=directory, result=result, progress=progress,
+                num_trials=num_trials, steps=steps, seed=seed, directory=directory,
+                result=result, progress=progress,
                 max_member_steps=max_member_steps, callbacks=callbacks,
                 train_options={"max_batch_size": max_batch_size, "batch_strategy": batch_strategy,
                                "chunk_size": chunk_size, "devices": devices})

@@ -67,12 +67,13 @@ CHECKPOINT_DIR = "checkpoints"
 
 class SlotRun:
     """The mutable shell of one population run: the slots, the searcher, the scheduler's
-    state, the records. ``fresh`` runs (no scheduler) train each interval from fresh
-    states with ``train_options``; the others keep their members in ``carry``."""
+    state, the records. ``train_options`` are ``jhpo.population.train``'s
+    (``max_batch_size``, ``devices``, ``chunk_size``, ``batch_strategy``): ``fresh`` runs
+    (no scheduler) train each interval from fresh states with them; the others keep their
+    members in ``carry``, one program over the devices with that batch."""
 
     def __init__(self, task: pop.Task, optimizer: Optimizer, goal: Goal, schedule: Schedule, *,
-                 population_size: int, num_trials: int, steps: int, seed: int,
-                 max_batch_size: int | None, devices, train_options: dict,
+                 population_size: int, num_trials: int, steps: int, seed: int, train_options: dict,
                  directory: RunDirectory | None, result: Result, max_member_steps: int | None,
                  callbacks: Callbacks):
         self.task, self.optimizer, self.space, self.goal = task, optimizer, optimizer.space, goal
@@ -81,9 +82,9 @@ class SlotRun:
         self.directory, self.result, self.callbacks = directory, result, callbacks
         self.population_size, self.train_options = population_size, train_options
         self.fresh = schedule.name is None
+        batch = train_options.get("max_batch_size") or next_power_of_two(int(task.defaults["batch_size"]))
         self.programs = None if self.fresh else PopulationPrograms(
-            task, population_size, max_batch_size or next_power_of_two(int(task.defaults["batch_size"])),
-            schedule.interval, devices)
+            task, population_size, batch, schedule.interval, train_options.get("devices"))
         size = population_size if self.fresh else self.programs.size
         self.recorded_ids = {t.trial_id for t in result.trials}
         self.slots = Slots.empty(size, self.space.dim)
@@ -330,8 +331,7 @@ class SlotRun:
 
 
 def run_population(task: pop.Task, optimizer: Optimizer, goal: Goal, schedule: Schedule, *,
-                   population_size: int, num_trials: int, steps: int, seed: int,
-                   max_batch_size: int | None, devices, train_options: dict,
+                   population_size: int, num_trials: int, steps: int, seed: int, train_options: dict,
                    directory: RunDirectory | None, result: Result, progress: bool,
                    max_member_steps: int | None = None,
                    callbacks: Callbacks | None = None) -> SlotRun:
@@ -343,8 +343,8 @@ def run_population(task: pop.Task, optimizer: Optimizer, goal: Goal, schedule: S
                          f"{list(goal.metrics)!r}; give a single metric, or use 'asha' or "
                          "'hyperband' (non-dominated rank)")
     run = SlotRun(task, optimizer, goal, schedule, population_size=population_size,
-                  num_trials=num_trials, steps=steps, seed=seed, max_batch_size=max_batch_size,
-                  devices=devices, train_options=train_options, directory=directory, result=result,
+                  num_trials=num_trials, steps=steps, seed=seed, train_options=train_options,
+                  directory=directory, result=result,
                   max_member_steps=max_member_steps, callbacks=callbacks or Callbacks([]))
     checkpoints.resume(run)
     pbt = schedule.name == "pbt"

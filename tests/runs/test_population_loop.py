@@ -271,8 +271,9 @@ def run_goal(goal, scheduler, run_dir=None, num_trials=12, steps=9):
     directory = None if run_dir is None else RunDirectory(run_dir)
     result = Result.from_meta([], run_meta(space, "random", goal, 5))
     run_population(two_metric_task(), optimizer, goal, schedule_for(scheduler, {"interval": 1}, steps),
-                   population_size=4, num_trials=num_trials, steps=steps, seed=5, max_batch_size=32,
-                   devices=None, train_options={}, directory=directory, result=result, progress=False)
+                   population_size=4, num_trials=num_trials, steps=steps, seed=5,
+                   train_options={"max_batch_size": 32}, directory=directory, result=result,
+                   progress=False)
     return result
 
 
