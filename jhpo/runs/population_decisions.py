@@ -64,7 +64,7 @@ def promotion_boundary(run, metrics, objectives, alive, failed_step) -> None:
             run.paused[int(run.slots.trial[slot])] = Paused(
                 jax.tree.map(lambda leaf, index=index: np.array(leaf[index]), states),
                 run.slots.rows[slot].copy(), int(run.slots.steps[slot]),
-                float(run.slots.started_at[slot]), {k: float(v[slot]) for k, v in metrics.items()})
+                float(run.slots.started_at[slot]), {k: v[slot].item() for k, v in metrics.items()})
             run.slots.trial[slot] = -1
     run.refill()
     if not run.running:

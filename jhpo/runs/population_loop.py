@@ -263,7 +263,11 @@ class SlotRun:
             full[held] = values
             return full
 
-        metrics = {name: per_slot(np.asarray(values), np.nan) for name, values in outcome.metrics.items()}
+        def empty_as(values):  # what an empty slot reports: never read, but of the values' kind
+            return np.nan if np.issubdtype(values.dtype, np.inexact) else 0
+
+        metrics = {name: per_slot(np.asarray(values), empty_as(np.asarray(values)))
+                   for name, values in outcome.metrics.items()}
         return (metrics, per_slot(~outcome.failed, False), per_slot(outcome.failed_step, -1),
                 per_slot(outcome.losses, np.nan))
 
@@ -271,7 +275,7 @@ class SlotRun:
         """Each running trial's metrics at its current step: its learning curve."""
         for slot in np.flatnonzero(occupied):
             trial_id, steps = int(self.slots.trial[slot]), float(self.slots.steps[slot])
-            values = {k: float(v[slot]) for k, v in metrics.items()}
+            values = {k: v[slot].item() for k, v in metrics.items()}
             if self.directory is not None:
                 self.directory.append_report(trial_id, steps, values)
                 self.num_reports += 1
@@ -301,7 +305,7 @@ class SlotRun:
         """Record the trial in ``slot`` with its metrics of this interval; free the slot.
         (A non-finite objective makes it failed; see ``make_trial``.)"""
         self.record(int(self.slots.trial[slot]), self.slots.rows[slot],
-                     {k: float(v[slot]) for k, v in metrics.items()}, status, error,
+                     {k: v[slot].item() for k, v in metrics.items()}, status, error,
                      float(self.slots.started_at[slot]), int(self.slots.steps[slot]),
                      int(self.slots.parent[slot]), int(self.slots.start_step[slot]))
         self.slots.trial[slot] = -1
