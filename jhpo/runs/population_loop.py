@@ -105,6 +105,7 @@ class SlotRun:
         self.boundary = 0
         self.requeued: list[tuple[int, np.ndarray]] = []  # asked, never recorded: run first
         self.ended: list[Trial] = []  # recorded at this boundary, not yet told
+        self.configs: dict[int, dict] = {}  # running trials' configurations, decoded once
         self.carry = self.hp = self.keys = None
         self.on_block = None  # on_block(done, total) while a fresh interval trains
         self.checkpoints = None if directory is None or self.fresh else Checkpoints(
@@ -127,6 +128,7 @@ class SlotRun:
         free = np.flatnonzero(~self.slots.occupied)
         if self.requeued:
             chosen = free[:len(self.requeued)]
+            self._decode([trial_id for trial_id, _ in self.requeued], [row for _, row in self.requeued])
             for slot, (trial_id, row) in zip(chosen, self.requeued):
                 self.start_trial(slot, trial_id, np.asarray(row, np.float32), parent=-1, step=0)
             self.requeued = self.requeued[len(chosen):]
@@ -149,11 +151,21 @@ class SlotRun:
         if self.directory is not None:
             self.directory.append_ask(AskRecord(list(range(first, first + count)),
                                                 np.asarray(rows).tolist(), num_told))
+        self._decode(range(first, first + count), rows)
         for offset, slot in enumerate(chosen):
             self.start_trial(slot, first + offset, np.asarray(rows[offset]), parent=-1, step=0)
         self.next_trial_id += count
         self.started += count
         self.load_fresh(chosen)
+
+    def _decode(self, trial_ids, rows) -> None:
+        """The configurations of new trials, decoded together (one by one costs a few ms each)."""
+        self.configs.update(zip(trial_ids, self.space.to_configs(np.asarray(rows, np.float32))))
+
+    def config_of(self, trial_id: int, row: np.ndarray) -> dict:
+        if trial_id not in self.configs:
+            self.configs[trial_id] = self.space.to_configs(row[None])[0]
+        return self.configs[trial_id]
 
     def start_trial(self, slot, trial_id, row, parent, step) -> None:
         self.slots.trial[slot], self.slots.rows[slot] = trial_id, row
@@ -161,7 +173,7 @@ class SlotRun:
         self.slots.steps[slot], self.slots.started_at[slot] = step, self.now
         self.tail.clear(slot)
         if trial_id not in self.recorded_ids:  # not a trial replayed after a resume
-            self.callbacks.trial_start(int(trial_id), self.space.to_configs(row[None])[0])
+            self.callbacks.trial_start(int(trial_id), self.config_of(trial_id, row))
         if self.scheduling is not None:
             self.scheduling.start(trial_id)
         if self.promotions is not None:
@@ -312,8 +324,10 @@ class SlotRun:
 
     def record(self, trial_id, row, values, status, error, started_at, steps, parent,
                 start_step) -> None:
+        config = self.config_of(trial_id, row)
+        del self.configs[trial_id]  # the trial ended
         self.ended.append(make_trial(
-            self.goal, trial_id=trial_id, row=row, config=self.space.to_configs(row[None])[0],
+            self.goal, trial_id=trial_id, row=row, config=config,
             seed=self.seed, status=status, metrics=values, error=error, start_time=started_at,
             end_time=self.now, resource=float(steps),
             parent_id=None if parent < 0 else parent, start_resource=float(start_step)))
