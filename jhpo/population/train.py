@@ -28,6 +28,7 @@ import numpy as np
 
 from jhpo.population.programs import PopulationPrograms
 from jhpo.population.task import Array, Task, check_hparams, stack_hparams, typed_keys
+from jhpo.searchers.base import next_power_of_two
 
 BATCH_STRATEGIES = ("mask", "bucket")
 # Measured end to end (benchmarks/population_throughput.py, 64 digits CNN
@@ -66,10 +67,6 @@ class PopulationResult(NamedTuple):
     train_s: float
     num_compiles: int
     program_bytes: int
-
-
-def next_power_of_two(n: int) -> int:
-    return 1 << max(0, int(n) - 1).bit_length()
 
 
 def _round_up(n: int, multiple: int) -> int:

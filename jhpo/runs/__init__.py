@@ -13,5 +13,7 @@
   and the loop each runs; :mod:`jhpo.runs.ray_backend`: trials as Ray tasks.
 - :mod:`jhpo.runs.population`: ``tune_population``, populations trained as one program.
 - :mod:`jhpo.runs.schedule`: a population run's scheduler and options, checked.
-- :mod:`jhpo.runs.scheduled`: the slot loop of a population run with a scheduler.
+- :mod:`jhpo.runs.population_loop`: the one slot loop of a population run, with a scheduler
+  or without (its decisions: ``population_decisions``; slots: ``population_slots``; resume:
+  ``population_checkpoints``).
 """

@@ -1,19 +1,15 @@
-"""``tune_population``: the tuning loop in population mode.
+"""``tune_population``: many trials of one JAX task trained together.
 
-Each round asks the searcher for a population's worth of configurations,
-trains them together as one compiled program (``jhpo.population.train``),
-tells the results and records one trial per member, exactly as ``jhpo.tune``
-records its trials (same ``meta.json``, ``asks.jsonl`` and ``trials.jsonl``,
-same resume).
-
-A population runs as a whole, so a killed run loses the population in
-flight. Its ask is recorded before training; a resume rebuilds the searcher
-by replaying the recorded asks and tells, then trains the members that were
-asked and never recorded again (a member is deterministic given its
-configuration and its trial's key) and records them under their ids.
+A fixed number of slots train as one compiled program; each slot holds one trial at a
+time, recorded exactly as ``jhpo.tune`` records its trials (same ``meta.json``,
+``asks.jsonl``, ``trials.jsonl`` and ``reports.jsonl``). Without a scheduler nothing is
+ever stopped: a population's worth of configurations is asked, trained, told and
+recorded at a time. With one, trials are stopped, paused or copied between intervals and
+their slots refilled. Both go through one loop, :mod:`jhpo.runs.population_loop`, and
+resume the same way (:mod:`jhpo.runs.population_checkpoints`).
 
 Over several hosts (``jax.distributed``) the same script runs on every host: the
-population is sharded over every device of every process, every process runs this loop
+population is sharded over every device of every process, every process runs the loop
 with the same searcher and seed and takes the same decisions from the same gathered
 metrics, and process 0 alone writes ``run_dir`` (see :mod:`jhpo.multihost`). Every
 process returns the same ``Result``.
@@ -26,31 +22,28 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
-import numpy as np
 
 from jhpo import multihost
 from jhpo import population as pop
 from jhpo.callbacks import Callbacks
 from jhpo.goal import Goal
-from jhpo.progress import progress_bar
 from jhpo.runs.blackbox import log_failures
 from jhpo.runs.optimizer import Optimizer
-from jhpo.runs.records import COMPLETED, FAILED, AskRecord, Result, Trial
-from jhpo.runs.schedule import Schedule, schedule_for
-from jhpo.runs.scheduled import run_scheduled
+from jhpo.runs.population_loop import run_population
+from jhpo.runs.population_slots import TRAIN_LOSS
+from jhpo.runs.records import Result
+from jhpo.runs.schedule import Schedule, schedule_for, unscheduled
 from jhpo.runs.shell import (
     POPULATION_IDENTITY_KEYS,
     fidelity_range,
-    make_trial,
     opened_run,
-    resume,
     run_meta,
     stopped_by_interrupt,
 )
 from jhpo.schedulers import Scheduler
 from jhpo.searchers import Searcher
+from jhpo.searchers.base import next_power_of_two
 from jhpo.space import Choice, Int, Ordinal, Space
-
 
 
 def _positive_int(name: str, value) -> int:
@@ -67,13 +60,10 @@ def largest_batch_size(space: Space) -> int | None:
     """
     domain = space.domains.get("batch_size")
     if isinstance(domain, Int):
-        return pop.next_power_of_two(domain.hi)
+        return next_power_of_two(domain.hi)
     if isinstance(domain, (Choice, Ordinal)) and all(isinstance(v, numbers.Integral) for v in domain.values):
-        return pop.next_power_of_two(max(domain.values))
+        return next_power_of_two(max(domain.values))
     return None
-
-
-TRAIN_LOSS = "train_loss"
 
 
 def task_metric_names(task: pop.Task) -> list[str]:
@@ -89,33 +79,10 @@ def _check_goal_metrics(task: pop.Task, goal: Goal) -> None:
             raise ValueError(f"metric {name!r} is not reported by task {task.name!r}; it reports {available}")
 
 
-def member_trials(goal: Goal, outcome: pop.PopulationResult, trial_ids, rows, configs, seed: int,
-                  steps: int, start: float, end: float) -> list[Trial]:
-    """One trial per trained member, as ``jhpo.tune`` records a trial."""
-    tail = max(1, steps // 10)
-    trials = []
-    for index, (trial_id, row, config) in enumerate(zip(trial_ids, rows, configs)):
-        common = {"trial_id": int(trial_id), "row": row, "config": config, "seed": seed,
-                  "start_time": start, "end_time": end}
-        if outcome.failed[index]:
-            failed_step = int(outcome.failed_step[index])
-            trials.append(make_trial(
-                goal, status=FAILED, metrics={"failed_step": failed_step}, resource=failed_step,
-                error=f"training diverged: non-finite loss or parameters at step {failed_step}",
-                **common))
-            continue
-        metrics = {name: values[index].item() for name, values in outcome.metrics.items()}
-        # The last tenth of the steps, averaged: one minibatch's loss is noisy.
-        metrics[TRAIN_LOSS] = float(np.mean(outcome.losses[index][-tail:]))
-        trials.append(make_trial(goal, status=COMPLETED, metrics=metrics, error=None,
-                                 resource=steps, **common))
-    return trials
-
-
-def scheduled_fidelity(schedule: Schedule | None, steps: int, searcher, searcher_options):
+def scheduled_fidelity(schedule: Schedule, steps: int, searcher, searcher_options):
     """The resource range a multi-fidelity searcher is told about, in steps: from the
     first rung a rung scheduler judges to the full training. PBT has no rungs."""
-    if schedule is None or schedule.scheduler is None:
+    if schedule.scheduler is None:
         return None
     return fidelity_range(searcher, searcher_options, schedule.scheduler.levels[0], steps)
 
@@ -154,12 +121,15 @@ def tune_population(
 
     Every trial trains for ``steps`` steps; trial ``i`` uses the PRNG key
     ``fold_in(key(seed), i)``, so its result does not depend on which
-    population it ran in. A member whose training diverges is recorded as
-    failed and told to the searcher as such. ``max_batch_size`` defaults to
-    the space's largest ``batch_size`` (see ``largest_batch_size``);
-    ``batch_strategy``, ``chunk_size`` and ``devices`` (default: every device of every
-    process) are passed to ``jhpo.population.train``. Returns the run's ``Result``; with
-    ``run_dir``, calling again with the same arguments resumes.
+    population it ran in. A trial records the evaluation's metrics and ``train_loss``
+    (the mean of its last tenth of training losses); a member whose training diverges is
+    recorded as failed and told to the searcher as such. ``max_batch_size`` defaults to
+    the space's largest ``batch_size`` (see ``largest_batch_size``); ``devices``
+    (default: every device of every process) hold the population. Without a scheduler
+    each population is trained by ``jhpo.population.train``, in pieces of ``chunk_size``
+    members and grouped by ``batch_strategy``; with one, all slots are one program.
+    Returns the run's ``Result``; with ``run_dir``, calling again with the same arguments
+    resumes.
 
     After ``jax.distributed.initialize`` (see ``jhpo.multihost.initialize``) call it with
     the same arguments on every host: one population spans the devices of all of them,
@@ -170,12 +140,12 @@ def tune_population(
     ``scheduler`` ("asha", "hyperband", "median", "pbt", or a :class:`Scheduler` whose
     levels are steps) trains ``population_size`` slots together and decides every
     ``scheduler_options["interval"]`` steps who goes on, who stops (its slot refilled from
-    the searcher) and, for PBT, who copies whom; see :mod:`jhpo.runs.scheduled`. The
+    the searcher) and, for PBT, who copies whom; see :mod:`jhpo.runs.population_loop`. The
     options are those of ``jhpo.tune``'s schedulers, with the resource counted in steps
     (``min_resource``: the first rung, default one interval; ``max_resource``: always
     ``steps``; ``eta``; ``min_trials``), plus ``interval``, ``checkpoint_every``,
-    ``form="promotion"`` (ASHA) and PBT's ``quantile`` and ``resample_probability``. PBT starts ``population_size`` members and ignores
-    ``num_trials``; its copies are recorded as new trials with a ``parent_id``. With a
+    ``form="promotion"`` (ASHA) and PBT's ``quantile`` and ``resample_probability``. PBT
+    starts ``population_size`` members and ignores ``num_trials``; its copies are recorded as new trials with a ``parent_id``. With a
     scheduler, ``max_member_steps`` caps the compute: no trial starts once that many
     member-steps were trained.
 
@@ -190,7 +160,11 @@ def tune_population(
     steps = _positive_int("steps", steps)
     if scheduler is None and (scheduler_options or max_member_steps is not None):
         raise ValueError("scheduler_options and max_member_steps need a scheduler")
-    schedule = None if scheduler is None else schedule_for(scheduler, scheduler_options or {}, steps)
+    if scheduler is not None and (chunk_size is not None or batch_strategy != pop.DEFAULT_BATCH_STRATEGY):
+        raise ValueError(f"chunk_size={chunk_size!r} and batch_strategy={batch_strategy!r} need "
+                         "every member to start and end with its population: without a scheduler "
+                         "only (a scheduler trains all its slots in one program, masking batches)")
+    schedule = unscheduled(steps) if scheduler is None else schedule_for(scheduler, scheduler_options or {}, steps)
     goal = Goal.from_arguments(task.metric if metric is None else metric, mode, constraints,
                                cost=(searcher_options or {}).get("cost_aware", False))
     _check_goal_metrics(task, goal)
@@ -205,89 +179,25 @@ def tune_population(
         goal,
         seed,
         searcher_options=dict(searcher_options or {}),
-        scheduler=None if schedule is None else schedule.name,
+        scheduler=schedule.name,
         scheduler_options=dict(scheduler_options or {}),
         task=task.name,
         steps=steps,
         population_size=population_size,
     )
-    train_options = dict(max_batch_size=max_batch_size, batch_strategy=batch_strategy,
-                         chunk_size=chunk_size, devices=devices, pad_to=population_size)
     callbacks = Callbacks(callbacks)
     with opened_run(run_dir, meta, POPULATION_IDENTITY_KEYS) as (directory, meta):
         stored = [] if directory is None else directory.read_trials()
         result = Result.from_meta(stored, meta)
         with stopped_by_interrupt(result, directory):
-            if schedule is not None:
-                run_scheduled(
-                    task, optimizer.space, optimizer, goal, schedule=schedule,
-                    population_size=population_size, num_trials=num_trials, steps=steps,
-                    seed=seed, max_batch_size=max_batch_size or pop.next_power_of_two(
-                        int(task.defaults["batch_size"])),
-                    devices=devices, directory=directory, result=result, progress=progress,
-                    max_member_steps=max_member_steps, callbacks=callbacks)
-            else:
-                train_populations(task, optimizer, directory, result, seed=seed, steps=steps,
-                                  population_size=population_size, num_trials=num_trials,
-                                  progress=progress, train_options=train_options,
-                                  callbacks=callbacks)
+            run_population(
+                task, optimizer, goal, schedule, population_size=population_size,
+                num_trials=num_trials, steps=steps, seed=seed, directory=directory,
+                result=result, progress=progress,
+                max_member_steps=max_member_steps, callbacks=callbacks,
+                train_options={"max_batch_size": max_batch_size, "batch_strategy": batch_strategy,
+                               "chunk_size": chunk_size, "devices": devices})
     log_failures(result)
     callbacks.run_end(result)
     return result
 
-
-def train_populations(task: pop.Task, optimizer: Optimizer, directory, result: Result, *,
-                      seed: int, steps: int, population_size: int, num_trials: int,
-                      progress: bool, train_options: dict, callbacks: Callbacks) -> None:
-    """The loop without a scheduler: a population asked, trained, told and recorded at a
-    time, after the members a kill interrupted (trained again under their ids). Trials
-    are appended to ``result`` as they are recorded."""
-    goal = optimizer.goal
-    resumed = resume(optimizer, directory)
-    result.trials[:] = resumed.trials
-    in_flight, next_trial_id = list(resumed.in_flight), resumed.next_trial_id
-    block_steps = pop.steps_per_block(steps)
-
-    with progress_bar(total=num_trials, enabled=progress, initial=len(result.trials), desc=task.name) as bar:
-        while len(result.trials) < num_trials:
-            if in_flight:  # the population a kill interrupted, members not yet recorded
-                trial_ids = np.asarray([trial_id for trial_id, _ in in_flight])
-                rows = np.stack([row for _, row in in_flight])
-                in_flight = []
-            else:
-                count = min(population_size, num_trials - len(result.trials))
-                trial_ids = np.arange(next_trial_id, next_trial_id + count)
-                next_trial_id += count
-                num_told = optimizer.num_told
-                rows, _ = optimizer.ask_rows(count)
-                multihost.check_same(f"the rows of trials {trial_ids[0]}..{trial_ids[-1]} asked", rows)
-                if directory is not None:
-                    directory.append_ask(AskRecord(trial_ids.tolist(), np.asarray(rows).tolist(), num_told))
-            configs = optimizer.space.to_configs(rows)
-            for trial_id, config in zip(trial_ids, configs):
-                callbacks.trial_start(int(trial_id), config)
-
-            def show_steps(done, total):
-                bar.set_postfix_str(f"population step {done}/{total}, {result.summary_line()}")
-
-            start = multihost.shared_time()
-            outcome = pop.train_configs(
-                task,
-                [pop.task_config(optimizer.space, config) for config in configs],
-                pop.member_keys(seed, trial_ids),
-                steps,
-                block_steps=block_steps,
-                on_block=show_steps,
-                **train_options,
-            )
-            trials = member_trials(goal, outcome, trial_ids, np.asarray(rows), configs, seed, steps,
-                                   start, multihost.shared_time())
-            optimizer.tell_rows(np.asarray(rows), [optimizer.told_row(t) for t in trials])
-            for trial in trials:
-                result.trials.append(trial)
-                if directory is not None:
-                    directory.append(trial)
-                callbacks.trial_end(trial)
-            bar.update(len(trials))
-            bar.set_failures(len(result.failed))
-            bar.set_postfix_str(result.summary_line())

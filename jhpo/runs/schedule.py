@@ -23,11 +23,11 @@ FORMS = ("stopping", "promotion")
 
 class Schedule(NamedTuple):
     """How a population run is scheduled: by a rung-based ``scheduler`` (levels in
-    steps) or by PBT, evaluated every ``interval`` steps, checkpointed every
-    ``checkpoint_every`` intervals."""
+    steps), by PBT, or by nothing (``name`` None: nothing is ever stopped), evaluated every
+    ``interval`` steps, checkpointed every ``checkpoint_every`` intervals."""
 
-    name: str
-    scheduler: Scheduler | None  # None for PBT
+    name: str | None
+    scheduler: Scheduler | None  # None for PBT and for no scheduler
     interval: int
     checkpoint_every: int
     form: str
@@ -40,6 +40,11 @@ class Schedule(NamedTuple):
 # names as in jhpo.tune: min_resource, max_resource, eta, min_trials; resources in steps).
 RUN_OPTIONS = ("interval", "checkpoint_every")
 PBT_OPTIONS = ("quantile", "resample_probability")
+
+
+def unscheduled(steps: int) -> Schedule:
+    """A run without a scheduler: every member trains ``steps`` steps in one interval."""
+    return Schedule(None, None, steps, 1, "stopping", 3, 0.25, 0.25)
 
 
 def schedule_for(scheduler: str | Scheduler, options: Mapping[str, Any], steps: int) -> Schedule:

@@ -75,12 +75,15 @@ def empty_buffer(dim: int, capacity: int = MIN_CAPACITY, outputs: int = 1) -> Bu
     )
 
 
+def next_power_of_two(n: int) -> int:
+    """The smallest power of two that is at least ``n`` (1 for n <= 1): sizes grow by
+    doubling, so a jitted function compiles once per size, not once per count."""
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
 def capacity_for(count: int) -> int:
     """The smallest power of two (at least MIN_CAPACITY) holding ``count`` rows."""
-    capacity = MIN_CAPACITY
-    while capacity < count:
-        capacity *= 2
-    return capacity
+    return max(MIN_CAPACITY, next_power_of_two(count))
 
 
 def grow(buffer: Buffer, capacity: int) -> Buffer:

@@ -12,7 +12,15 @@ import numpy as np
 import pytest
 
 from jhpo import population as pop
-from tests.population.toy_task import CONFIGS, FEATURES, SEEDS, STEPS, TASK, regression_task, train_toy
+from tests.population.toy_task import (
+    CONFIGS,
+    FEATURES,
+    SEEDS,
+    STEPS,
+    TASK,
+    regression_task,
+    train_toy,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -119,6 +127,16 @@ def test_steps_per_block_divides_steps():
     assert 120 % pop.steps_per_block(120, blocks=7) == 0
     with pytest.raises(ValueError, match="steps"):
         pop.steps_per_block(0)
+
+
+def test_batches_and_buckets_pad_to_the_next_power_of_two():
+    """One helper sizes a searcher's buffers and a population's padded batches."""
+    from jhpo.searchers.base import MIN_CAPACITY, capacity_for, next_power_of_two
+
+    for n in range(300):
+        brute = min(2**k for k in range(12) if 2**k >= n)
+        assert next_power_of_two(n) == brute
+        assert capacity_for(n) == max(MIN_CAPACITY, brute)
 
 
 SHARDED_SCRIPT = """

@@ -1,5 +1,6 @@
 import json
 import math
+import textwrap
 
 import jax.numpy as jnp
 import numpy as np
@@ -7,10 +8,11 @@ import pytest
 
 import jhpo
 from jhpo import population as pop
-from jhpo.runs import population as population_run
-from jhpo.runs.population import largest_batch_size, tune_population
-from jhpo.runs.optimizer import Optimizer
+from jhpo.runs import population_loop
 from jhpo.runs.directory import load_run
+from jhpo.runs.optimizer import Optimizer
+from jhpo.runs.population import largest_batch_size, tune_population
+from tests.killing import kill_after_records
 from tests.population.toy_task import TASK
 
 SPACE = {
@@ -79,7 +81,7 @@ def test_resume_continues_the_same_run(tmp_path):
 def test_ctrl_c_stops_cleanly_and_the_interrupted_population_restarts(tmp_path, monkeypatch,
                                                                        caplog):
     uninterrupted = _tune(tmp_path / "whole", num_trials=8)
-    real_train = pop.train_configs
+    real_train = pop.train
     calls = []
 
     def interrupted_on_second_population(*args, **kwargs):
@@ -88,7 +90,7 @@ def test_ctrl_c_stops_cleanly_and_the_interrupted_population_restarts(tmp_path, 
             raise KeyboardInterrupt
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(population_run.pop, "train_configs", interrupted_on_second_population)
+    monkeypatch.setattr(population_loop.pop, "train", interrupted_on_second_population)
     with caplog.at_level("WARNING", logger="jhpo"):
         partial = _tune(tmp_path / "run", num_trials=8)
     assert partial.interrupted and len(partial.trials) == 4
@@ -97,7 +99,7 @@ def test_ctrl_c_stops_cleanly_and_the_interrupted_population_restarts(tmp_path, 
     asks = (tmp_path / "run" / "asks.jsonl").read_text().splitlines()
     assert json.loads(asks[-1])["trial_ids"] == [4, 5, 6, 7]
     assert len((tmp_path / "run" / "trials.jsonl").read_text().splitlines()) == 4
-    monkeypatch.setattr(population_run.pop, "train_configs", real_train)
+    monkeypatch.setattr(population_loop.pop, "train", real_train)
     resumed = _tune(tmp_path / "run", num_trials=8)
     assert _records(resumed) == _records(uninterrupted)
     assert len((tmp_path / "run" / "asks.jsonl").read_text().splitlines()) == 2
@@ -114,6 +116,60 @@ def test_population_cut_while_recording_keeps_recorded_members(tmp_path):
     assert len((run / "trials.jsonl").read_text().splitlines()) == 8
 
 
+KILLED_RUN = textwrap.dedent("""
+    import sys
+    import jax
+    from tests.runs.test_population import _tune
+    jax.config.update("jax_platforms", "cpu")
+    _tune(sys.argv[1], num_trials=12)
+""")
+
+
+def test_a_run_killed_mid_population_resumes_to_the_uninterrupted_result(tmp_path):
+    killed = tmp_path / "killed"
+    # killed once the first population is recorded: the second is training or recording
+    before = kill_after_records(KILLED_RUN, [str(killed)], killed / "trials.jsonl", 4, 180)
+    assert 4 <= len(before) < 12
+    resumed = _tune(killed, num_trials=12)
+    after = (killed / "trials.jsonl").read_text().splitlines()
+    assert after[: len(before)] == before
+    assert sorted(json.loads(line)["trial_id"] for line in after) == list(range(12))
+    assert _records(resumed) == _records(_tune(tmp_path / "whole", num_trials=12))
+    # one report per trial, none twice: the interrupted population reported again
+    reports = [json.loads(line)["trial_id"] for line in (killed / "reports.jsonl").read_text().splitlines()]
+    assert sorted(reports) == list(range(12))
+
+
+def test_every_trial_reports_its_recorded_metrics_at_its_last_step(tmp_path):
+    result = _tune(tmp_path, num_trials=6)
+    reports = [json.loads(line) for line in (tmp_path / "reports.jsonl").read_text().splitlines()]
+    assert [(r["trial_id"], r["resource"]) for r in reports] == [(i, STEPS) for i in range(6)]
+    assert all(r["metrics"] == t.metrics for r, t in zip(reports, result.trials))
+
+
+def test_chunks_and_batch_buckets_train_the_same_trials():
+    """A population trained two members at a time, or grouped by batch size, is the
+    population trained at once: the same configurations reach the same values."""
+    whole = _tune(num_trials=6)
+    for options in ({"chunk_size": 2}, {"batch_strategy": "bucket"}, {"chunk_size": 3, "batch_strategy": "bucket"}):
+        pieces = _tune(num_trials=6, **options)
+        assert [t.config for t in pieces.trials] == [t.config for t in whole.trials]
+        np.testing.assert_allclose([t.value for t in pieces.trials], [t.value for t in whole.trials],
+                                   rtol=1e-5)
+        np.testing.assert_allclose([t.metrics["train_loss"] for t in pieces.trials],
+                                   [t.metrics["train_loss"] for t in whole.trials], rtol=1e-5)
+
+
+def test_train_loss_is_the_mean_of_the_last_tenth_of_the_training():
+    steps = 30
+    result = tune_population(TASK, SPACE, population_size=2, num_trials=2, steps=steps, seed=3,
+                             progress=False)
+    for trial in result.trials:
+        alone = pop.train_configs(TASK, [trial.config], pop.member_seeds(3, 1, offset=trial.trial_id),
+                                  steps, max_batch_size=32)
+        assert trial.metrics["train_loss"] == pytest.approx(float(np.mean(alone.losses[0][-3:])), rel=1e-5)
+
+
 def test_rejects_bad_arguments():
     with pytest.raises(ValueError, match="population_size"):
         tune_population(TASK, SPACE, population_size=0)
@@ -121,6 +177,10 @@ def test_rejects_bad_arguments():
         tune_population(TASK, SPACE, num_trials=-1)
     with pytest.raises(ValueError, match="optimizer"):
         _tune(space={**SPACE, "optimizer": jhpo.choice(["sgd", "adam"])})
+    with pytest.raises(ValueError, match="chunk_size=2 and batch_strategy='mask' need every member"):
+        _tune(chunk_size=2, scheduler="asha")
+    with pytest.raises(ValueError, match="batch_strategy='bucket' need every member"):
+        _tune(batch_strategy="bucket", scheduler="pbt")
 
 
 def test_largest_batch_size_comes_from_the_space():

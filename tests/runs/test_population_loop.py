@@ -13,9 +13,9 @@ from jhpo.goal import Goal
 from jhpo.runs.optimizer import Optimizer
 from jhpo.runs.population import tune_population
 from jhpo.runs.directory import RunDirectory, load_run
+from jhpo.runs.population_loop import run_population
 from jhpo.runs.records import Result
 from jhpo.runs.schedule import schedule_for
-from jhpo.runs.scheduled import run_scheduled
 from jhpo.runs.shell import run_meta
 from jhpo.space import Space
 from tests.killing import kill_after_records
@@ -56,17 +56,17 @@ def test_stopping_schedulers_refill_slots_and_save_budget(scheduler):
 @pytest.fixture
 def seen(monkeypatch):
     """Filled with the compiled ``programs`` of the next scheduled ``tune_population``."""
-    from jhpo.runs import scheduled
+    from jhpo.runs import population_loop
 
     seen = {}
-    original = scheduled.run_scheduled
+    original = population_loop.run_population
 
     def spy(*args, **kwargs):
-        result, programs = original(*args, **kwargs)
-        seen["programs"] = programs
-        return result, programs
+        run = original(*args, **kwargs)
+        seen["programs"] = run.programs
+        return run
 
-    monkeypatch.setattr("jhpo.runs.population.run_scheduled", spy)
+    monkeypatch.setattr("jhpo.runs.population.run_population", spy)
     return seen
 
 
@@ -194,7 +194,7 @@ KILLED_RUN = textwrap.dedent("""
     import json
     import sys
     import jax
-    from tests.runs.test_scheduled import run
+    from tests.runs.test_population_loop import run
     jax.config.update("jax_platforms", "cpu")
     run(sys.argv[2], sys.argv[1], checkpoint_every=int(sys.argv[3]), **json.loads(sys.argv[4]))
 """)
@@ -244,12 +244,13 @@ def test_every_interval_is_reported(tmp_path):
     by_trial = {}
     for trial_id, resource, metrics in reports:
         by_trial.setdefault(trial_id, []).append(resource)
-        assert set(metrics) == {"val_error"}
+        assert set(metrics) == {"val_error", "train_loss"}
     assert by_trial == {t.trial_id: [float(s) for s in range(1, int(t.resource) + 1)]
                         for t in result.trials}
     # a trial's last report holds the metrics it was recorded with
     last = {trial_id: metrics for trial_id, _, metrics in reports}
-    assert all(last[t.trial_id]["val_error"] == t.value for t in result.trials)
+    assert all(last[t.trial_id] == t.metrics and t.value == t.metrics["val_error"]
+               for t in result.trials)
 
 
 # ----------------------------------------------------------------------------- several objectives
@@ -270,11 +271,10 @@ def run_goal(goal, scheduler, run_dir=None, num_trials=12, steps=9):
                           num_constraints=len(goal.constraints))
     directory = None if run_dir is None else RunDirectory(run_dir)
     result = Result.from_meta([], run_meta(space, "random", goal, 5))
-    result, _ = run_scheduled(two_metric_task(), space, optimizer, goal,
-                              schedule=schedule_for(scheduler, {"interval": 1}, steps),
-                              population_size=4, num_trials=num_trials,
-                              steps=steps, seed=5, max_batch_size=32, devices=None,
-                              directory=directory, result=result, progress=False)
+    run_population(two_metric_task(), optimizer, goal, schedule_for(scheduler, {"interval": 1}, steps),
+                   population_size=4, num_trials=num_trials, steps=steps, seed=5,
+                   train_options={"max_batch_size": 32}, directory=directory, result=result,
+                   progress=False)
     return result
 
 
