@@ -326,7 +326,7 @@ def parse_args():
     parser.add_argument("--random-rows", type=int, default=300)
     parser.add_argument("--local-rows", type=int, default=150)
     parser.add_argument("--bo-options", type=json.loads, default={},
-                        help='options of jhpo\'s bo as JSON, e.g. \'{"explore_fraction": 0}\'')
+                        help='options of jhpo\'s bo as JSON, e.g. \'{"explore_after": 10}\'')
     parser.add_argument("--label", default=None,
                         help="saved with --json: a name for this bo setting or checkout")
     parser.add_argument("--table-from", nargs="+", metavar="JSON",

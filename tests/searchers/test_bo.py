@@ -13,9 +13,8 @@ import jhpo
 from jhpo import problems
 from jhpo.searchers import make
 from jhpo.searchers.base import Buffer, append
-from jhpo.searchers.bo import Outputs, kernels, make_config, targets
-from jhpo.searchers.bo.options import liar_for_ask
 from jhpo.searchers.bo import Outputs, explores_at, kernels, make_config, rows_since_best, targets
+from jhpo.searchers.bo.options import liar_for_ask
 from jhpo.searchers.random import halton_rows
 from jhpo.space import Space
 
