@@ -35,7 +35,7 @@ class ProposeConfig(NamedTuple):
     cost_exponent: float = 1.0
     liar: str = "believer"  # resolved: never "auto" (see ``liar_for_ask``)
     model_rows: int = 256
-    incumbent: str = "mean"
+    incumbent: str = "observed"
 
 
 class Outputs(NamedTuple):
@@ -95,7 +95,7 @@ def make_config(
     cost_exponent: float = 1.0,
     multi_fidelity: bool = False,
     liar: str = "auto",
-    incumbent: str = "mean",
+    incumbent: str = "observed",
     explore_after: int = 0,
 ) -> BOConfig:
     """Check the options of ``bo`` and gather them; see ``bo`` for their meaning."""
