@@ -47,7 +47,8 @@ import subprocess
 import sys
 import time
 
-from common import add_cpu_argument, make_parser, optuna_available, pin_cpu, versions, write_json
+from common import (add_cpu_argument, make_parser, optuna_available, pin_cpu, time_told_asks, versions,
+                    write_json)
 
 CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
 # Seconds a measuring process may spend before its first ask (imports, the told data).
@@ -115,20 +116,12 @@ def measure_jhpo(problem, n, repeats, clock, with_pieces):
 
     searcher, state = told_state(problem, n)
     setup_mib = peak_rss_mib()
-    seconds = []
-    for i in range(repeats + 1):
-        start = clock()
-        row, state, _ = searcher.ask(state, jax.random.key(i), 1)
-        jax.block_until_ready(row)
-        seconds.append(clock() - start)
-        value = problem(problem.space.to_configs(row)[0])
-        state = searcher.tell(state, row, jnp.asarray([value], jnp.float32))
+    ask, compile_s, state = time_told_asks(searcher, state, problem, repeats, clock)
     config = bo_module.make_config(problem.space)
     due = state._replace(restarted_at=jnp.zeros((), jnp.int32))
     fit_s = _seconds(lambda: bo_module.update_fit(config, due, jax.random.key(1)).params,
                      repeats, clock)
-    ask = statistics.median(seconds[1:])
-    result = {"ask_s": ask, "compile_s": max(seconds[0] - ask, 0.0), "fit_s": fit_s,
+    result = {"ask_s": ask, "compile_s": compile_s, "fit_s": fit_s,
               "setup_mib": setup_mib, "peak_mib": peak_rss_mib()}
     if with_pieces:
         result["pieces"] = time_pieces(problem, state, config, repeats, clock)

@@ -150,3 +150,21 @@ def chapter_space():
         "weight_decay": jhpo.loguniform(1e-9, 1e-2),
         "batch_size": jhpo.randint(8, 128),
     }
+
+
+def time_told_asks(searcher, state, problem, repeats: int, clock):
+    """Asks of one row, each told its value before the next: the median seconds of the
+    later asks, the first ask's extra seconds (its compilation), and the final state."""
+    import jax
+    import jax.numpy as jnp
+
+    seconds = []
+    for i in range(repeats + 1):
+        start = clock()
+        row, state, _ = searcher.ask(state, jax.random.key(i), 1)
+        jax.block_until_ready(row)
+        seconds.append(clock() - start)
+        value = problem(problem.space.to_configs(row)[0])
+        state = searcher.tell(state, row, jnp.asarray([value], jnp.float32))
+    ask = statistics.median(seconds[1:])
+    return ask, max(seconds[0] - ask, 0.0), state

@@ -20,7 +20,8 @@ from __future__ import annotations
 import statistics
 import time
 
-from common import add_cpu_argument, make_parser, optuna_available, pin_cpu, versions, write_json
+from common import (add_cpu_argument, make_parser, optuna_available, pin_cpu, time_told_asks, versions,
+                    write_json)
 
 CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
 
@@ -54,22 +55,13 @@ def observations(problem, n, seed=0):
 def time_jhpo(problem, rows, values, repeats, clock):
     """Median seconds of a later ask, and the first ask's extra seconds."""
     import jax
-    import jax.numpy as jnp
 
     from jhpo.searchers import make
 
     searcher = make("tpe", problem.space)
     state = searcher.tell(searcher.init(jax.random.key(0)), rows, values)
-    seconds = []
-    for i in range(repeats + 1):
-        start = clock()
-        row, state, _ = searcher.ask(state, jax.random.key(i), 1)
-        jax.block_until_ready(row)
-        seconds.append(clock() - start)
-        value = problem(problem.space.to_configs(row)[0])
-        state = searcher.tell(state, row, jnp.asarray([value], jnp.float32))
-    ask = statistics.median(seconds[1:])
-    return ask, max(seconds[0] - ask, 0.0)
+    ask, first_extra, _ = time_told_asks(searcher, state, problem, repeats, clock)
+    return ask, first_extra
 
 
 def time_optuna(problem, rows, values, repeats, clock):
