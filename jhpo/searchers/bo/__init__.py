@@ -131,6 +131,7 @@ def bo(space: Space, **options) -> Searcher:
         levels = read_fill_levels(state)
         fit_key, *row_keys = jax.random.split(key, n + 1)
         weights = parego_weights(outputs, fit_key)
+        asked_config = liar_for_ask(config, n)
         initial_design = levels.observed < config.num_initial
         first = levels.observed + levels.pending  # the index of this ask's first row
         quasi = [initial_design
@@ -145,7 +146,7 @@ def bo(space: Space, **options) -> Searcher:
                 row = halton_rows(space, state.permutations, first + asked, 1)[0]
                 row, found = first_untaken(space, row, state.observed, state.pending, row_key)
             else:
-                row, found = propose(space, liar_for_ask(config, n), state, row_key, weights)
+                row, found = propose(space, asked_config, state, row_key, weights)
             state = state._replace(pending=_add_pending(state.pending, num_pending, row))
             rows.append(row)
             fresh.append(found)
