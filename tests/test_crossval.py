@@ -1,13 +1,12 @@
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 import jhpo
 from jhpo import population as pop
 from jhpo import tasks
 from jhpo.crossval import fold_indices, kfold
+from tests.population.toy_task import regression_task
 
 FEATURES = 4
 NUM_EXAMPLES = 50  # 50 // 3 = 16 per fold: two examples always train
@@ -16,53 +15,13 @@ STEPS = 6
 CONFIGS = [{"learning_rate": 0.05, "batch_size": 4}, {"learning_rate": 0.2, "momentum": 0.5, "batch_size": 8}]
 
 
-def _data(x, y, train, val):
-    return {"x": x[train], "y": y[train], "val_x": x[val], "val_y": y[val]}
-
-
 def _split(data, train, val):
     """The regression data's k-fold split, written out by hand for the test."""
-    return _data(data["x"], data["y"], train, val)
+    return {"x": data["x"][train], "y": data["y"][train], "val_x": data["x"][val], "val_y": data["y"][val]}
 
 
-def _regression_task() -> pop.Task:
-    """Noisy linear regression by SGD; every size is read from the data it is given."""
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(NUM_EXAMPLES, FEATURES)).astype(np.float32)
-    y = (x @ rng.normal(size=FEATURES) + 0.3 * rng.normal(size=NUM_EXAMPLES)).astype(np.float32)
-
-    def sgd(hp):
-        return optax.sgd(hp["learning_rate"], hp["momentum"])
-
-    def init(key, hp):
-        w = jax.random.normal(key, (FEATURES,))
-        return {"w": w, "opt": sgd(hp).init(w)}
-
-    def draw_batch(data, key, size):
-        index = jax.random.randint(key, (size,), 0, data["x"].shape[0])
-        return {"x": data["x"][index], "y": data["y"][index]}
-
-    def train_step(state, hp, batch, key):
-        del key
-
-        def loss_fn(w):
-            return pop.masked_mean((batch["x"] @ w - batch["y"]) ** 2, batch["mask"])
-
-        loss, grad = jax.value_and_grad(loss_fn)(state["w"])
-        updates, opt = sgd(hp).update(grad, state["opt"], state["w"])
-        return {"w": optax.apply_updates(state["w"], updates), "opt": opt}, {"loss": loss}
-
-    def evaluate(state, hp, data):
-        residual = data["val_x"] @ state["w"] - data["val_y"]
-        return {"val_error": jnp.mean(residual**2), "val_max": jnp.max(jnp.abs(residual))}
-
-    defaults = {"learning_rate": 0.05, "momentum": 0.0, "batch_size": 8}
-    # The task's own validation split plays no part in cross-validation.
-    data = _data(x, y, np.arange(NUM_EXAMPLES), np.arange(5))
-    return pop.Task(init, train_step, evaluate, draw_batch, data, defaults, name="regression")
-
-
-TASK = _regression_task()
+# The task's own validation split plays no part in cross-validation.
+TASK = regression_task(num_train=NUM_EXAMPLES, num_val=5, features=FEATURES)
 # Shared so that the tests reuse its compiled programs.
 CROSSED = kfold(TASK, K, split=_split, num_examples=NUM_EXAMPLES)
 

@@ -13,11 +13,14 @@ from jhpo import population as pop
 FEATURES = 6
 
 
-def regression_task(num_train: int = 256, num_val: int = 64, seed: int = 0) -> pop.Task:
-    """y = x . w_true + noise, fitted by SGD with momentum and weight decay."""
+def regression_task(num_train: int = 256, num_val: int = 64, seed: int = 0, features: int = FEATURES) -> pop.Task:
+    """y = x . w_true + noise, fitted by SGD with momentum and weight decay.
+
+    Every size is read from the data the task is given, so that k-fold splits of it train too.
+    """
     rng = np.random.default_rng(seed)
-    w_true = rng.normal(size=FEATURES)
-    x = rng.normal(size=(num_train + num_val, FEATURES)).astype(np.float32)
+    w_true = rng.normal(size=features)
+    x = rng.normal(size=(num_train + num_val, features)).astype(np.float32)
     y = (x @ w_true + 0.1 * rng.normal(size=len(x))).astype(np.float32)
     data = {"x": x[:num_train], "y": y[:num_train], "val_x": x[num_train:], "val_y": y[num_train:]}
 
@@ -25,11 +28,13 @@ def regression_task(num_train: int = 256, num_val: int = 64, seed: int = 0) -> p
         return optax.chain(optax.add_decayed_weights(hp["weight_decay"]), optax.sgd(hp["learning_rate"], hp["momentum"]))
 
     def init(key, hp):
-        w = 0.1 * jax.random.normal(key, (FEATURES,))
+        w = 0.1 * jax.random.normal(key, (features,))
         return {"w": w, "opt": sgd(hp).init(w)}
 
     def draw_batch(data, key, size):
-        index = jax.vmap(lambda i: jax.random.randint(jax.random.fold_in(key, i), (), 0, num_train))(jnp.arange(size))
+        # One key per position, so a member's first examples do not depend on the padded batch size.
+        num_examples = data["x"].shape[0]
+        index = jax.vmap(lambda i: jax.random.randint(jax.random.fold_in(key, i), (), 0, num_examples))(jnp.arange(size))
         return {"x": data["x"][index], "y": data["y"][index]}
 
     def train_step(state, hp, batch, key):
@@ -41,7 +46,8 @@ def regression_task(num_train: int = 256, num_val: int = 64, seed: int = 0) -> p
         return {"w": optax.apply_updates(state["w"], updates), "opt": opt}, {"loss": loss}
 
     def evaluate(state, hp, data):
-        return {"val_error": jnp.mean((data["val_x"] @ state["w"] - data["val_y"]) ** 2)}
+        residual = data["val_x"] @ state["w"] - data["val_y"]
+        return {"val_error": jnp.mean(residual**2), "val_max": jnp.max(jnp.abs(residual))}
 
     defaults = {"learning_rate": 0.05, "momentum": 0.5, "weight_decay": 0.0, "batch_size": 16}
     return pop.Task(init, train_step, evaluate, draw_batch, data, defaults, name="regression")
