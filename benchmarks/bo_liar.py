@@ -73,17 +73,11 @@ def async_run(liar: str | None, workers: int, seed: int, budget_s: float) -> dic
 
     options = None if liar is None else {"liar": liar}
     began = time.time()
-    result = jhpo.tune(sleeping.sleeping_branin, branin_space(), searcher="bo",
+    result = jhpo.tune(sleeping.sleeping_branin, sleeping.branin_space(), searcher="bo",
                        searcher_options=options, num_trials=1000, max_wallclock_s=budget_s,
                        seed=seed, workers=workers, progress=False)
     return {"liar": liar, "workers": workers, "seed": seed, "trials": len(result.trials),
             "seconds_to_targets": sleeping.seconds_to_targets(result.trials, began)}
-
-
-def branin_space():
-    import jhpo
-
-    return {"x1": jhpo.uniform(-5.0, 10.0), "x2": jhpo.uniform(0.0, 15.0)}
 
 
 def compile_liar(liar: str) -> None:
@@ -91,7 +85,7 @@ def compile_liar(liar: str) -> None:
     timed run reaches are compiled for its kernels beforehand."""
     import jhpo
 
-    jhpo.tune(sleeping.branin, branin_space(), searcher="bo", searcher_options={"liar": liar},
+    jhpo.tune(sleeping.branin, sleeping.branin_space(), searcher="bo", searcher_options={"liar": liar},
               num_trials=260, workers=4, progress=False)
 
 

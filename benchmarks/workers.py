@@ -76,6 +76,12 @@ def cost_s(config):
     return 0.2 + 1.8 * (config["x1"] + 5.0) / 15.0
 
 
+def branin_space() -> dict:
+    import jhpo
+
+    return {"x1": jhpo.uniform(-5.0, 10.0), "x2": jhpo.uniform(0.0, 15.0)}
+
+
 def sleeping_branin(config):
     time.sleep(cost_s(config))
     return branin(config)
@@ -180,9 +186,8 @@ def time_to_target(method: str, workers: int, seed: int, budget_s: float) -> dic
 
     searcher, scheduler = METHODS[method]
     objective = sleeping_branin if scheduler is None else sleeping_branin_curve
-    space = {"x1": jhpo.uniform(-5.0, 10.0), "x2": jhpo.uniform(0.0, 15.0)}
     began = time.time()
-    result = jhpo.tune(objective, space, searcher=searcher, metric="loss" if scheduler else None,
+    result = jhpo.tune(objective, branin_space(), searcher=searcher, metric="loss" if scheduler else None,
                        scheduler=scheduler,
                        scheduler_options={"max_resource": EPOCHS} if scheduler else None,
                        num_trials=1000, max_wallclock_s=budget_s, seed=seed, workers=workers,
@@ -204,8 +209,7 @@ def target_part(seeds: int, budget_s: float) -> list[dict]:
 
     # BO's functions compile once per buffer size (a power of two): compile them for the
     # sizes a sequential run reaches before timing anything, so no run pays for the others
-    jhpo.tune(branin, {"x1": jhpo.uniform(-5.0, 10.0), "x2": jhpo.uniform(0.0, 15.0)},
-              searcher="bo", num_trials=70, progress=False)
+    jhpo.tune(branin, branin_space(), searcher="bo", num_trials=70, progress=False)
     # seeds outermost, so that a change in the machine's load falls on every method alike
     return [time_to_target(method, workers, seed, budget_s if method == "bo" else budget_s / 2)
             for seed in range(seeds) for method in METHODS for workers in (1, 4)]
