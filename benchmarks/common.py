@@ -75,6 +75,16 @@ def evaluate(problem, config):
         return problem(config)
 
 
+def timed_ask(searcher, state, key, clock=time.perf_counter):
+    """One row asked, its computation waited for: the row, the new state and the seconds."""
+    import jax
+
+    start = clock()
+    row, state, _ = searcher.ask(state, key, 1)
+    jax.block_until_ready(row)
+    return row, state, clock() - start
+
+
 def run_jhpo_sequential(searcher, problem, seed, evaluations):
     """Ask one row, evaluate it, tell it, ``evaluations`` times: the values and the
     seconds of each ask."""
@@ -85,10 +95,8 @@ def run_jhpo_sequential(searcher, problem, seed, evaluations):
     state = searcher.init(key)
     values, seconds = [], []
     for i in range(evaluations):
-        start = time.perf_counter()
-        row, state, _ = searcher.ask(state, jax.random.fold_in(key, i), 1)
-        jax.block_until_ready(row)
-        seconds.append(time.perf_counter() - start)
+        row, state, ask_seconds = timed_ask(searcher, state, jax.random.fold_in(key, i))
+        seconds.append(ask_seconds)
         value = evaluate(problem, problem.space.to_configs(row)[0])
         state = searcher.tell(state, row, jnp.asarray([value], jnp.float32))
         values.append(value)
@@ -160,10 +168,8 @@ def time_told_asks(searcher, state, problem, repeats: int, clock):
 
     seconds = []
     for i in range(repeats + 1):
-        start = clock()
-        row, state, _ = searcher.ask(state, jax.random.key(i), 1)
-        jax.block_until_ready(row)
-        seconds.append(clock() - start)
+        row, state, ask_seconds = timed_ask(searcher, state, jax.random.key(i), clock)
+        seconds.append(ask_seconds)
         value = problem(problem.space.to_configs(row)[0])
         state = searcher.tell(state, row, jnp.asarray([value], jnp.float32))
     ask = statistics.median(seconds[1:])

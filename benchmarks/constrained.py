@@ -27,7 +27,7 @@ import statistics
 import time
 
 from common import (add_cpu_argument, checkpoints_within, make_parser, pin_cpu,
-                    print_median_table, versions, write_json)
+                    print_median_table, timed_ask, versions, write_json)
 
 REGRET_FLOOR = 1e-12
 ALL_PROBLEMS = ["branin_disc", "gardner"]
@@ -66,10 +66,8 @@ def run(problem, method, seed, evaluations):
     state = searcher.init(key)
     evaluated, seconds = [], []
     for i in range(evaluations):
-        start = time.perf_counter()
-        row, state, _ = searcher.ask(state, jax.random.fold_in(key, i), 1)
-        jax.block_until_ready(row)
-        seconds.append(time.perf_counter() - start)
+        row, state, ask_seconds = timed_ask(searcher, state, jax.random.fold_in(key, i))
+        seconds.append(ask_seconds)
         value, constraints = evaluate(problem, problem.space.to_configs(row)[0])
         feasible = all(c > 0 for c in constraints)
         if method == "bo_discard":

@@ -29,7 +29,7 @@ import math
 import statistics
 import time
 
-from common import add_cpu_argument, make_parser, pin_cpu, versions, write_json
+from common import add_cpu_argument, make_parser, pin_cpu, timed_ask, versions, write_json
 
 REGRET_FLOOR = 1e-12
 ALL_METHODS = ["bo_cost", "bo_cost2", "bo"]
@@ -73,10 +73,8 @@ def run(problem, method, seed, budget, evaluations):
     for i in range(evaluations):
         if spent >= budget:
             break
-        start = time.perf_counter()
-        row, state, _ = searcher.ask(state, jax.random.fold_in(key, i), 1)
-        jax.block_until_ready(row)
-        seconds.append(time.perf_counter() - start)
+        row, state, ask_seconds = timed_ask(searcher, state, jax.random.fold_in(key, i))
+        seconds.append(ask_seconds)
         value, cost = evaluate(problem, problem.space.to_configs(row)[0])
         told = [[value, cost]] if cost_aware else [value]
         state = searcher.tell(state, row, jnp.asarray(told, jnp.float32))
