@@ -8,6 +8,10 @@ the last ones are told, spread out. Each group becomes a Parzen mixture over uni
 rows (``jhpo.searchers.parzen``: truncated Gaussians on numeric columns, categorical
 kernels on choices, a prior component of weight ``prior_weight``). Rows weigh 1, except
 that beyond the newest 25 of the bad group older ones fade linearly (``fading_weights``).
+Numeric kernels take the widths of the rule ``bandwidth`` (Scott's by default), except in
+an early phase, while fewer than ``early_trials`` trials are told: there the bad group's
+kernels take the neighbour rule (``fit_bad_parzen`` says why) and the good group is the
+larger ``early_gamma`` fraction, which did better beside those narrow bad kernels.
 
 Each ask draws ``num_candidates`` rows from the good mixture and returns the one
 maximising ``log l(x) - log g(x)``, drawing, scoring and choosing a whole batch in one
@@ -35,7 +39,13 @@ from jhpo.searchers.base import (
     record_told,
     taken,
 )
-from jhpo.searchers.parzen import BANDWIDTH_RULES, fit_parzen, parzen_log_density, sample_parzen
+from jhpo.searchers.parzen import (
+    BANDWIDTH_RULES,
+    Parzen,
+    fit_parzen,
+    parzen_log_density,
+    sample_parzen,
+)
 from jhpo.space import Space
 
 # Members of a group that keep full weight, the newest ones (see fading_weights).
@@ -56,10 +66,13 @@ class TPEConfig(NamedTuple):
     max_good: int = 25
     prior_weight: float = 1.0
     bandwidth: str = "scott"
+    early_trials: int = 100
+    early_gamma: float = 0.2
 
 
 def tpe(space: Space, *, num_initial: int = 10, num_candidates: int = 64, gamma: float = 0.1,
-        max_good: int = 25, prior_weight: float = 1.0, bandwidth: str = "scott") -> Searcher:
+        max_good: int = 25, prior_weight: float = 1.0, bandwidth: str = "scott",
+        early_trials: int = 100, early_gamma: float = 0.2) -> Searcher:
     """The TPE searcher over ``space`` (see the module docstring for the model).
 
     ``num_initial`` random trials come first; each row is then the best of
@@ -67,19 +80,24 @@ def tpe(space: Space, *, num_initial: int = 10, num_candidates: int = 64, gamma:
     ``ceil(gamma n)`` of the n observations, at most ``max_good``; ``prior_weight`` weighs
     the prior component against one observation; ``bandwidth`` is the rule for the widths of
     numeric kernels, ``"scott"`` (``parzen.scott_bandwidths``) or ``"neighbour"``
-    (``parzen.neighbour_bandwidths``, Hyperopt's and Optuna's rule).
+    (``parzen.neighbour_bandwidths``, Hyperopt's and Optuna's rule). While fewer than
+    ``early_trials`` trials are told, the bad group's kernels take the neighbour rule and
+    the good group is the lowest ``early_gamma`` fraction instead (see the module
+    docstring; ``early_trials=0`` turns this off).
     """
     _check_integer("num_initial", num_initial, 0)
     _check_integer("num_candidates", num_candidates, 1)
     _check_integer("max_good", max_good, 1)
-    if not _is_real(gamma) or not 0 < gamma <= 1:
-        raise ValueError(f"gamma={gamma!r} must be a number in (0, 1]")
+    _check_integer("early_trials", early_trials, 0)
+    for name, value in (("gamma", gamma), ("early_gamma", early_gamma)):
+        if not _is_real(value) or not 0 < value <= 1:
+            raise ValueError(f"{name}={value!r} must be a number in (0, 1]")
     if not _is_real(prior_weight) or not prior_weight > 0:
         raise ValueError(f"prior_weight={prior_weight!r} must be a number > 0")
     if bandwidth not in BANDWIDTH_RULES:
         raise ValueError(f"bandwidth={bandwidth!r} must be one of {', '.join(BANDWIDTH_RULES)}")
     config = TPEConfig(int(num_initial), int(num_candidates), float(gamma), int(max_good),
-                       float(prior_weight), bandwidth)
+                       float(prior_weight), bandwidth, int(early_trials), float(early_gamma))
 
     def init(key: jax.Array) -> SearchState:
         del key
@@ -113,7 +131,7 @@ def _needs_startup(observed: Buffer, num_initial: int) -> bool:
 # ----------------------------------------------------------------------------- the groups
 
 
-def good_slots(values: jax.Array, mask: jax.Array, gamma: float,
+def good_slots(values: jax.Array, mask: jax.Array, gamma: float | jax.Array,
                max_good: int) -> tuple[jax.Array, jax.Array]:
     """The good group: the ``min(ceil(gamma n), max_good)`` lowest finite values among the n
     filled slots (ties go to the earlier slot); failed trials (NaN) are never good. Returned
@@ -141,6 +159,20 @@ def fading_weights(members: jax.Array) -> jax.Array:
     return jnp.where(members, jnp.where(age_rank < num_fading, fading, 1.0), 0.0)
 
 
+def fit_bad_parzen(space: Space, config: TPEConfig, early: bool | jax.Array, rows: jax.Array,
+                   weights: jax.Array) -> Parzen:
+    """The bad group's mixture: its kernels take the neighbour rule while ``early``, the
+    rule ``config.bandwidth`` after. Narrow kernels early make g(x) small only close to
+    the bad rows, so the candidates l(x) prefers are only kept off the rows already
+    tried; Scott's broad kernels make g a smooth estimate that steers the search away
+    from whole regions of bad rows. Measured on the synthetic set (docs/design/tpe.md),
+    the narrow kernels reached lower regret after 60 trials and the broad ones after 200
+    (the neighbour rule throughout fell behind on the mixed problem)."""
+    return jax.lax.cond(early, functools.partial(fit_parzen, space, bandwidth="neighbour"),
+                        functools.partial(fit_parzen, space, bandwidth=config.bandwidth),
+                        rows, weights, config.prior_weight)
+
+
 # ----------------------------------------------------------------------------- ask
 
 
@@ -149,7 +181,9 @@ def _ask_kernel(space: Space, config: TPEConfig, n: int, startup: bool, observed
                 pending: Buffer, key: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``n`` rows, each the best candidate given the rows chosen before it in the batch,
     and whether each is fresh."""
-    slots, members = good_slots(observed.y, observed.mask, config.gamma, config.max_good)
+    early = jnp.sum(observed.mask) < config.early_trials
+    gamma = jnp.where(early, config.early_gamma, config.gamma)
+    slots, members = good_slots(observed.y, observed.mask, gamma, config.max_good)
     good_mixture = fit_parzen(space, observed.x[slots], members, config.prior_weight,
                               config.bandwidth)
     good = jnp.zeros(observed.mask.shape, bool).at[slots].set(members)
@@ -163,10 +197,9 @@ def _ask_kernel(space: Space, config: TPEConfig, n: int, startup: bool, observed
             scores = jnp.zeros(1)
         else:
             candidates = sample_parzen(space, good_mixture, candidate_key, config.num_candidates)
-            bad_mixture = fit_parzen(
-                space, jnp.concatenate([observed.x, pending.x, chosen.x]),
-                jnp.concatenate([bad_weights, chosen.mask]), config.prior_weight,
-                config.bandwidth)
+            bad_mixture = fit_bad_parzen(
+                space, config, early, jnp.concatenate([observed.x, pending.x, chosen.x]),
+                jnp.concatenate([bad_weights, chosen.mask]))
             scores = (parzen_log_density(space, good_mixture, candidates)
                       - parzen_log_density(space, bad_mixture, candidates))
         fallback = space.sample(fallback_key, FALLBACK_ROWS)

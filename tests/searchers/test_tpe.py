@@ -10,7 +10,7 @@ import pytest
 
 import jhpo
 from jhpo import problems
-from jhpo.searchers import make, tpe
+from jhpo.searchers import make, parzen, tpe
 from jhpo.space import Space
 from tests.searchers.driving import best_after
 from tests.searchers.test_parzen import MIXED
@@ -67,6 +67,56 @@ def test_old_members_fade_linearly_beyond_the_newest_25(count):
     assert np.all(weights[~members] == 0)
 
 
+# ----------------------------------------------------------------------------- the early phase
+
+
+def told(searcher, space, count, seed=0):
+    """A state told ``count`` uniform rows, their values a smooth function of the row."""
+    rows = space.sample(jax.random.key(seed), count)
+    values = jnp.sum((rows - 0.3) ** 2, axis=1)
+    return searcher.tell(searcher.init(jax.random.key(seed)), rows, values)
+
+
+def asked_rows(searcher, state, asks=4):
+    return np.concatenate([np.asarray(searcher.ask(state, jax.random.key(k), 2)[0])
+                           for k in range(asks)])
+
+
+@pytest.mark.parametrize("count, same_as", [
+    (50, {"gamma": 0.3, "early_trials": 0}),  # early: the early gamma
+    (120, {"early_trials": 0}),  # past the early phase: the plain searcher
+])
+def test_early_phase_takes_the_early_gamma_until_early_trials_are_told(count, same_as):
+    # With the neighbour rule the phases differ only in gamma.
+    space = Space({"x": jhpo.uniform(0.0, 1.0), "n": jhpo.randint(1, 9)})
+    with_phase = make("tpe", space, bandwidth="neighbour", early_gamma=0.3)
+    without = make("tpe", space, bandwidth="neighbour", **same_as)
+    state = told(with_phase, space, count)
+    np.testing.assert_array_equal(asked_rows(with_phase, state), asked_rows(without, state))
+
+
+def test_early_phase_changes_the_proposals_of_scotts_rule_only_before_early_trials():
+    space = Space({"x": jhpo.uniform(0.0, 1.0), "y": jhpo.uniform(0.0, 1.0)})
+    with_phase = make("tpe", space, early_trials=60, early_gamma=0.1)
+    without = make("tpe", space, early_trials=0)
+    early, late = told(with_phase, space, 59), told(with_phase, space, 60)
+    assert not np.array_equal(asked_rows(with_phase, early), asked_rows(without, early))
+    np.testing.assert_array_equal(asked_rows(with_phase, late), asked_rows(without, late))
+
+
+@pytest.mark.parametrize("early, rule", [(True, "neighbour"), (False, "scott")])
+def test_bad_mixture_takes_the_neighbour_rule_early(early, rule):
+    rows = MIXED.sample(jax.random.key(2), 20)
+    weights = jnp.r_[jnp.ones(16), jnp.zeros(4)]
+    config = tpe.TPEConfig(bandwidth="scott")
+    ours = jax.jit(tpe.fit_bad_parzen, static_argnums=(0, 1))(
+        MIXED, config, jnp.asarray(early), rows, weights)
+    expected = jax.jit(parzen.fit_parzen, static_argnums=(0, 3, 4))(
+        MIXED, rows, weights, config.prior_weight, rule)
+    for a, b in zip(ours, expected):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+
+
 # ----------------------------------------------------------------------------- conditionals
 
 
@@ -121,6 +171,8 @@ def test_same_sequence_same_state_and_rows():
     ("max_good", 0, "max_good=0 must be an integer >= 1"),
     ("prior_weight", 0.0, "prior_weight=0.0 must be a number > 0"),
     ("bandwidth", "silverman", "bandwidth='silverman' must be one of scott, neighbour"),
+    ("early_trials", -1, "early_trials=-1 must be an integer >= 0"),
+    ("early_gamma", 0.0, r"early_gamma=0.0 must be a number in \(0, 1\]"),
 ])
 def test_bad_options_name_the_rule(option, value, message):
     with pytest.raises(ValueError, match=message):
