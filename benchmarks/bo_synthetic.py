@@ -15,12 +15,15 @@ before the log10 (objectives are evaluated in float64). The printed table
 gives the median over seeds of log10 regret after 20, 40 and 60 evaluations
 (and 100 and 200 when the runs are that long).
 
-    python benchmarks/bo_synthetic.py [--quick] [--json PATH] [--seeds N] [--cpu N]
+    python benchmarks/bo_synthetic.py [--quick] [--json PATH] [--seeds N] [--first-seed N]
+        [--tpe-options JSON] [--cpu N]
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
+import json
 import math
 import time
 
@@ -42,14 +45,19 @@ def parse_args():
     parser.add_argument("--problems", nargs="+", choices=ALL_PROBLEMS, default=None)
     parser.add_argument("--methods", nargs="+", default=None,
                         help="subset of: bo tpe cmaes random optuna_tpe optuna_gp")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="the seeds run are first-seed, first-seed + 1, ...")
+    parser.add_argument("--tpe-options", type=json.loads, default={}, metavar="JSON",
+                        help='options of the tpe searcher, e.g. \'{"num_candidates": 24}\'')
     add_cpu_argument(parser)
     return parser.parse_args()
 
 
-def run_jhpo(problem, method, seed, evaluations):
+def run_jhpo(problem, method, seed, evaluations, options=None):
     from jhpo.searchers import make
 
-    return run_jhpo_sequential(make(method, problem.space), problem, seed, evaluations)
+    return run_jhpo_sequential(make(method, problem.space, **(options or {})), problem, seed,
+                               evaluations)
 
 
 def optuna_distributions(space):
@@ -111,7 +119,9 @@ def main():
         problem = problems.get(name)
         for method in methods:
             runner = run_jhpo if method in JHPO_METHODS else run_optuna
-            for seed in range(seeds):
+            if method == "tpe":
+                runner = functools.partial(run_jhpo, options=args.tpe_options)
+            for seed in range(args.first_seed, args.first_seed + seeds):
                 started = time.perf_counter()
                 values, seconds = runner(problem, method, seed, evaluations)
                 curve = log10_regret_curve(problem, values)
@@ -124,7 +134,9 @@ def main():
         write_json(args.json, {"results": results,
                                "versions": {**versions(devices=True),
                                             **installed_versions("optuna", "torch", "evosax")},
-                               "settings": {"seeds": seeds, "evaluations": evaluations,
+                               "settings": {"seeds": seeds, "first_seed": args.first_seed,
+                                            "tpe_options": args.tpe_options,
+                                            "evaluations": evaluations,
                                             "regret_floor": REGRET_FLOOR, "cpu": args.cpu}})
 
 
