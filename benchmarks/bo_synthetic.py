@@ -16,11 +16,13 @@ gives the median over seeds of log10 regret after 20, 40 and 60 evaluations
 (and 100 and 200 when the runs are that long).
 
     python benchmarks/bo_synthetic.py [--quick] [--json PATH] [--seeds N] [--cpu N]
+        [--bo-options JSON] [--label NAME]
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import math
 import time
 
@@ -32,6 +34,7 @@ REGRET_FLOOR = 1e-12
 ALL_PROBLEMS = ["branin", "hartmann6", "ackley5", "rosenbrock4", "mixed",
                 "rastrigin4", "schwefel4", "michalewicz5", "griewank6"]
 JHPO_METHODS = ("bo", "tpe", "cmaes", "random")
+BO_OPTIONS: dict = {}  # set by --bo-options
 
 
 def parse_args():
@@ -42,6 +45,10 @@ def parse_args():
     parser.add_argument("--problems", nargs="+", choices=ALL_PROBLEMS, default=None)
     parser.add_argument("--methods", nargs="+", default=None,
                         help="subset of: bo tpe cmaes random optuna_tpe optuna_gp")
+    parser.add_argument("--bo-options", type=json.loads, default={},
+                        help='options of jhpo\'s bo as JSON, e.g. \'{"incumbent": "mean"}\'')
+    parser.add_argument("--label", default=None,
+                        help="saved with --json: a name for this bo setting or checkout")
     add_cpu_argument(parser)
     return parser.parse_args()
 
@@ -49,7 +56,8 @@ def parse_args():
 def run_jhpo(problem, method, seed, evaluations):
     from jhpo.searchers import make
 
-    return run_jhpo_sequential(make(method, problem.space), problem, seed, evaluations)
+    options = BO_OPTIONS if method == "bo" else {}
+    return run_jhpo_sequential(make(method, problem.space, **options), problem, seed, evaluations)
 
 
 def optuna_distributions(space):
@@ -98,6 +106,7 @@ def log10_regret_curve(problem, values):
 def main():
     args = parse_args()
     pin_cpu(args.cpu)
+    BO_OPTIONS.update(args.bo_options)
     from jhpo import problems
 
     names = args.problems or (["branin", "mixed"] if args.quick else ALL_PROBLEMS)
@@ -125,7 +134,9 @@ def main():
                                "versions": {**versions(devices=True),
                                             **installed_versions("optuna", "torch", "evosax")},
                                "settings": {"seeds": seeds, "evaluations": evaluations,
-                                            "regret_floor": REGRET_FLOOR, "cpu": args.cpu}})
+                                            "regret_floor": REGRET_FLOOR, "cpu": args.cpu,
+                                            "label": args.label,
+                                            "bo_options": args.bo_options}})
 
 
 def print_table(results, methods, names, evaluations):
