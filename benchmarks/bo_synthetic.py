@@ -16,7 +16,7 @@ gives the median over seeds of log10 regret after 20, 40 and 60 evaluations
 (and 100 and 200 when the runs are that long).
 
     python benchmarks/bo_synthetic.py [--quick] [--json PATH] [--seeds N] [--first-seed N]
-        [--tpe-options JSON] [--cpu N]
+        [--bo-options JSON] [--tpe-options JSON] [--label NAME] [--cpu N]
 """
 
 from __future__ import annotations
@@ -49,6 +49,10 @@ def parse_args():
                         help="the seeds run are first-seed, first-seed + 1, ...")
     parser.add_argument("--tpe-options", type=json.loads, default={}, metavar="JSON",
                         help='options of the tpe searcher, e.g. \'{"num_candidates": 24}\'')
+    parser.add_argument("--bo-options", type=json.loads, default={},
+                        help='options of jhpo\'s bo as JSON, e.g. \'{"incumbent": "mean"}\'')
+    parser.add_argument("--label", default=None,
+                        help="saved with --json: a name for this bo setting or checkout")
     add_cpu_argument(parser)
     return parser.parse_args()
 
@@ -114,13 +118,14 @@ def main():
     methods = args.methods or (["bo", "tpe"] + (["cmaes"] if modules_available("evosax") else [])
                                + ["random"]
                                + (["optuna_tpe", "optuna_gp"] if optuna_available(torch=True) else []))
+    searcher_options = {"bo": args.bo_options, "tpe": args.tpe_options}
     results = []
     for name in names:
         problem = problems.get(name)
         for method in methods:
             runner = run_jhpo if method in JHPO_METHODS else run_optuna
-            if method == "tpe":
-                runner = functools.partial(run_jhpo, options=args.tpe_options)
+            if method in searcher_options:
+                runner = functools.partial(run_jhpo, options=searcher_options[method])
             for seed in range(args.first_seed, args.first_seed + seeds):
                 started = time.perf_counter()
                 values, seconds = runner(problem, method, seed, evaluations)
@@ -135,8 +140,9 @@ def main():
                                "versions": {**versions(devices=True),
                                             **installed_versions("optuna", "torch", "evosax")},
                                "settings": {"seeds": seeds, "first_seed": args.first_seed,
+                                            "bo_options": args.bo_options,
                                             "tpe_options": args.tpe_options,
-                                            "evaluations": evaluations,
+                                            "label": args.label, "evaluations": evaluations,
                                             "regret_floor": REGRET_FLOOR, "cpu": args.cpu}})
 
 

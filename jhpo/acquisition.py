@@ -152,6 +152,7 @@ def maximize(
     column_mask: Callable[[jax.Array], jax.Array] = _all_active,
     config: MaximizeConfig = MaximizeConfig(),
     centres: jax.Array | None = None,
+    bounds: tuple[jax.Array, jax.Array] = (0.0, 1.0),
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Best row under ``score`` that is not one of the masked ``excluded`` rows.
 
@@ -162,6 +163,9 @@ def maximize(
                   inactive columns are held fixed during the ascent.
     centres:      optional (k, d) valid rows (the best observed, say) around which
                   ``config.num_local`` perturbed rows are screened as well.
+    bounds:       ``(low, high)``, scalars or (d,) arrays: the box the perturbed rows
+                  and the ascent are confined to (``sample`` must draw inside it too);
+                  the unit cube by default.
 
     Returns ``(row, value, found)``; ``found`` is False only when every
     candidate was excluded (a small discrete space that is used up), in which
@@ -170,13 +174,13 @@ def maximize(
     screened = sample(key, config.num_screen)
     if centres is not None and config.num_local:
         local = _perturbed(jax.random.fold_in(key, 1), centres, config.num_local,
-                           column_mask(centres))
+                           column_mask(centres), bounds)
         screened = jnp.concatenate([screened, canonicalize(local)])
     screened_values = _finite_or_low(score(screened))
     num_starts = min(config.num_starts, screened.shape[0])
     _, start_index = lax.top_k(screened_values, num_starts)
     starts = screened[start_index]
-    ascended = canonicalize(_projected_ascent(score, starts, column_mask(starts), config))
+    ascended = canonicalize(_projected_ascent(score, starts, column_mask(starts), config, bounds))
 
     # The screened rows keep their scores: scoring them again would double the cost.
     pool = jnp.concatenate([ascended, screened])
@@ -197,9 +201,10 @@ def maximize(
 _LOCAL_SCALES = (1e-4, 0.2)
 
 
-def _perturbed(key: jax.Array, centres: jax.Array, num: int, active: jax.Array) -> jax.Array:
+def _perturbed(key: jax.Array, centres: jax.Array, num: int, active: jax.Array,
+               bounds: tuple[jax.Array, jax.Array]) -> jax.Array:
     """``num`` rows near randomly chosen ``centres``: Gaussian steps of random size on
-    the active columns, clipped to the cube (not yet canonical).
+    the active columns, clipped to ``bounds`` (not yet canonical).
 
     Random screening alone rarely lands in the incumbent's basin in five or more
     dimensions, so late proposals would refine the optimum only as far as the
@@ -210,7 +215,7 @@ def _perturbed(key: jax.Array, centres: jax.Array, num: int, active: jax.Array) 
     low, high = (math.log(s) for s in _LOCAL_SCALES)
     scale = jnp.exp(jax.random.uniform(scale_key, (num, 1), centres.dtype, low, high))
     steps = scale * jax.random.normal(step_key, (num, centres.shape[1]), centres.dtype)
-    moved = jnp.clip(centres[which] + steps, 0.0, 1.0)
+    moved = jnp.clip(centres[which] + steps, *bounds)
     return jnp.where(active[which], moved, centres[which])
 
 
@@ -219,9 +224,10 @@ def _finite_or_low(values: jax.Array) -> jax.Array:
     return jnp.where(jnp.isfinite(values), values, -jnp.finfo(values.dtype).max)
 
 
-def _projected_ascent(score, starts: jax.Array, active: jax.Array, config: MaximizeConfig):
-    """Adam ascent with a decaying step on all starts at once, projected onto the cube and onto the
-    starts' inactive columns after every step.
+def _projected_ascent(score, starts: jax.Array, active: jax.Array, config: MaximizeConfig,
+                      bounds: tuple[jax.Array, jax.Array]):
+    """Adam ascent with a decaying step on all starts at once, projected onto ``bounds`` (a
+    box in the cube) and onto the starts' inactive columns after every step.
 
     Summing the scores gives each row its own gradient because rows do not
     interact. One-hot blocks and integer columns move continuously here; the
@@ -234,7 +240,7 @@ def _projected_ascent(score, starts: jax.Array, active: jax.Array, config: Maxim
     grad_of_total = jax.grad(lambda rows: score(rows).sum())
 
     def project(rows):
-        return jnp.where(active, jnp.clip(rows, 0.0, 1.0), starts)
+        return jnp.where(active, jnp.clip(rows, *bounds), starts)
 
     def step(carry, _):
         rows, opt_state = carry

@@ -20,6 +20,7 @@ from jhpo.searchers.base import Buffer
 from jhpo.searchers.bo.options import FitConfig, Outputs, ProposeConfig
 from jhpo.searchers.bo.targets import (feasible_rows, map_outputs, model_inputs,
                                        modelled_rows, observed_inputs, standardised_targets)
+from jhpo.searchers.bo.trust import RegionBox, region_box
 from jhpo.space import Space
 
 # Random rows tried, in order, when an initial Halton row is already taken
@@ -153,7 +154,15 @@ def propose_kernel(space: Space, config: ProposeConfig, outputs: Outputs, params
 
     # The ascent also starts near the best feasible row (the best row while none is).
     centre_scores = jnp.where(any_feasible & ~feasible, jnp.inf, reference)
-    return _maximize_over_space(space, score, key, x_all, mask_all, config, observed, centre_scores)
+    box = None
+    if config.trust_region is not None:
+        told = observed.y.reshape(observed.capacity, -1)[:, 0].astype(jnp.float64)
+        boxed = jnp.asarray([c.kind != "onehot" for c in space.columns
+                             for _ in range(c.width)])
+        box = region_box(config.trust_region, observed.x.astype(jnp.float64), told,
+                         observed.mask, params64.log_lengthscale[0][:space.dim], boxed)
+    return _maximize_over_space(space, score, key, x_all, mask_all, config, observed,
+                                centre_scores, box)
 
 
 def _means_at_observed(params: gp.GPParams, posteriors: gp.Posterior,
@@ -180,12 +189,18 @@ def screen_effort(config: acq.MaximizeConfig, capacity: int) -> acq.MaximizeConf
 
 
 def _maximize_over_space(space: Space, score, key, x_all, mask_all, config: ProposeConfig,
-                         observed: Buffer, rank: jax.Array):
+                         observed: Buffer, rank: jax.Array, box: RegionBox | None = None):
     """The best valid row of ``space`` for ``score`` (float64 inside, float32 out), never
     one of the rows in ``x_all`` under ``mask_all``; ``found`` is False when none is left.
     Rows are also screened around the observed row of lowest ``rank`` (the incumbent; see
-    ``acq.maximize``), and fewer random rows in large buffers (``screen_effort``)."""
+    ``acq.maximize``), and fewer random rows in large buffers (``screen_effort``). With a
+    trust region's ``box``, the random and local rows and the ascent stay inside it, and
+    the local rows are centred on the region's best row."""
     best_row = observed.x[jnp.argmin(jnp.where(observed.mask, rank, jnp.inf))][None]
+    bounds = (0.0, 1.0)
+    if box is not None:
+        best_row = jnp.where(box.open, box.centre.astype(best_row.dtype), best_row)
+        bounds = (box.low, box.high)
     maximize_config = screen_effort(config.maximize, min(observed.capacity, config.model_rows))
     neighbours = space.lattice_neighbours(best_row)[0]
 
@@ -193,7 +208,12 @@ def _maximize_over_space(space: Space, score, key, x_all, mask_all, config: Prop
         # The incumbent's lattice neighbours are screened too: a perturbation smaller
         # than half a bin rounds back to the incumbent's integers, so without them a
         # step of one on a wide integer range is rarely tried.
-        return jnp.concatenate([space.sample(sample_key, num), neighbours]).astype(jnp.float64)
+        if box is None:
+            drawn = space.sample(sample_key, num)
+        else:
+            unit = jax.random.uniform(sample_key, (num, space.dim), jnp.float64)
+            drawn = space.canonicalize((box.low + unit * (box.high - box.low)).astype(jnp.float32))
+        return jnp.concatenate([drawn, neighbours]).astype(jnp.float64)
 
     def canonicalize(rows):
         return space.canonicalize(rows.astype(jnp.float32)).astype(rows.dtype)
@@ -204,7 +224,7 @@ def _maximize_over_space(space: Space, score, key, x_all, mask_all, config: Prop
     row, _, found = acq.maximize(
         score, key, sample, x_all, mask_all,
         canonicalize=canonicalize, column_mask=column_mask, config=maximize_config,
-        centres=best_row.astype(jnp.float64),
+        centres=best_row.astype(jnp.float64), bounds=bounds,
     )
     return row.astype(jnp.float32), found
 

@@ -7,6 +7,7 @@ import numbers
 from typing import NamedTuple
 
 from jhpo import acquisition as acq
+from jhpo.searchers.bo.trust import TrustRegionConfig
 from jhpo.space import Space
 
 ACQUISITIONS = ("logei", "ucb")
@@ -36,6 +37,7 @@ class ProposeConfig(NamedTuple):
     liar: str = "believer"  # resolved: never "auto" (see ``liar_for_ask``)
     model_rows: int = 256
     incumbent: str = "observed"
+    trust_region: TrustRegionConfig | None = None  # None: the whole cube
 
 
 class Outputs(NamedTuple):
@@ -97,6 +99,7 @@ def make_config(
     liar: str = "auto",
     incumbent: str = "observed",
     explore_after: int = 0,
+    trust_region: bool = False,
 ) -> BOConfig:
     """Check the options of ``bo`` and gather them; see ``bo`` for their meaning."""
     if num_initial is None:
@@ -129,6 +132,12 @@ def make_config(
         raise ValueError(f"cost_exponent={cost_exponent!r} only applies with cost_aware=True")
     check_flag("multi_fidelity", multi_fidelity)
     check_count("explore_after", explore_after, 0)
+    check_flag("trust_region", trust_region)
+    if trust_region and (num_objectives != 1 or num_constraints or multi_fidelity):
+        raise ValueError(
+            "trust_region=True needs one objective, no constraints and no multi_fidelity: "
+            "its box grows and shrinks on improvements of a single value"
+        )
     if acquisition == "ucb" and (num_constraints or cost_aware):
         raise ValueError(
             f"acquisition={acquisition!r} cannot be combined with constraints or cost_aware: "
@@ -160,6 +169,9 @@ def make_config(
             liar=liar_for_rows(liar, 1),
             model_rows=int(model_rows),
             incumbent=incumbent,
+            trust_region=(TrustRegionConfig(start=int(num_initial),
+                                            failure_tolerance=max(4, space.dim))
+                          if trust_region else None),
         ),
         outputs=Outputs(int(num_objectives), int(num_constraints), cost_aware, multi_fidelity),
         liar=liar,
