@@ -255,7 +255,7 @@ def test_maximising_a_metric():
 
 
 def test_unknown_metric_names_the_available_ones():
-    with pytest.raises(ValueError, match=r"'latency'.*\['margin', 'train_loss', 'val_error', 'weight_norm'\]"):
+    with pytest.raises(ValueError, match=r"'latency'.*\['margin', 'train_loss', 'val_error', 'val_max', 'weight_norm'\]"):
         _tune(metric=["val_error", "latency"], task=RICH_TASK)
     with pytest.raises(ValueError, match="'memory'"):
         _tune(constraints=["memory"], task=RICH_TASK)

@@ -244,7 +244,7 @@ def test_every_interval_is_reported(tmp_path):
     by_trial = {}
     for trial_id, resource, metrics in reports:
         by_trial.setdefault(trial_id, []).append(resource)
-        assert set(metrics) == {"val_error", "train_loss"}
+        assert set(metrics) == {"val_error", "val_max", "train_loss"}
     assert by_trial == {t.trial_id: [float(s) for s in range(1, int(t.resource) + 1)]
                         for t in result.trials}
     # a trial's last report holds the metrics it was recorded with
