@@ -21,6 +21,7 @@ holds the fill level on the host grows the buffer itself (``compact``, ``grow``,
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -171,3 +172,21 @@ def taken(rows: jax.Array, *buffers: Buffer) -> jax.Array:
         equal = jnp.all(rows[:, None, :] == buffer.x[None, :, :], axis=-1)
         found |= jnp.any(equal & buffer.mask[None, :], axis=1)
     return found
+
+
+# ----------------------------------------------------------------------------- options
+
+
+def check_count(name: str, value, minimum: int) -> None:
+    """Raise a ValueError naming ``name`` unless ``value`` is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
+
+
+def check_number(name: str, value, bound: float, allow_equal: bool = False) -> None:
+    """Raise a ValueError naming ``name`` unless ``value`` is a real number above
+    ``bound`` (or equal to it, with ``allow_equal``)."""
+    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not is_number or not (value >= bound if allow_equal else value > bound):
+        relation = ">=" if allow_equal else ">"
+        raise ValueError(f"{name}={value!r} must be a number {relation} {bound:g}")

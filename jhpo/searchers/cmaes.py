@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 from typing import Any, NamedTuple
 
 import jax
@@ -36,6 +35,8 @@ from jhpo.searchers.base import (
     Buffer,
     Searcher,
     append,
+    check_count,
+    check_number,
     empty_buffer,
     init_search_state,
     taken,
@@ -77,11 +78,8 @@ def cmaes(space: Space, *, population_size: int | None = None,
     _import_cma_es()
     if population_size is None:
         population_size = default_population_size(space.dim)
-    if isinstance(population_size, bool) or not isinstance(population_size, numbers.Integral) \
-            or population_size < 2:
-        raise ValueError(f"population_size={population_size!r} must be an integer >= 2")
-    if isinstance(std_init, bool) or not isinstance(std_init, numbers.Real) or not std_init > 0:
-        raise ValueError(f"std_init={std_init!r} must be a number > 0")
+    check_count("population_size", population_size, 2)
+    check_number("std_init", std_init, 0.0)
     strategy = _strategy(int(population_size), space.dim)
     params = strategy.default_params.replace(std_init=jnp.asarray(std_init, jnp.float32))
 
@@ -98,8 +96,7 @@ def cmaes(space: Space, *, population_size: int | None = None,
         )
 
     def ask(state: CMAESState, key: jax.Array, n: int):
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-            raise ValueError(f"n={n!r} must be an integer >= 1")
+        check_count("n", n, 1)
         solutions, rows = _draw(space, strategy, int(n), params, state.strategy, key)
         fresh = _fresh(rows, state.observed, state.pending)
         generation = jnp.full((int(n), 1), state.strategy.generation_counter, jnp.float32)

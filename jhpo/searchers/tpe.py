@@ -33,6 +33,8 @@ from jhpo.searchers.base import (
     Buffer,
     Searcher,
     SearchState,
+    check_count,
+    check_number,
     grow,
     init_search_state,
     record_asked,
@@ -85,15 +87,14 @@ def tpe(space: Space, *, num_initial: int = 10, num_candidates: int = 64, gamma:
     the good group is the lowest ``early_gamma`` fraction instead (see the module
     docstring; ``early_trials=0`` turns this off).
     """
-    _check_integer("num_initial", num_initial, 0)
-    _check_integer("num_candidates", num_candidates, 1)
-    _check_integer("max_good", max_good, 1)
-    _check_integer("early_trials", early_trials, 0)
+    check_count("num_initial", num_initial, 0)
+    check_count("num_candidates", num_candidates, 1)
+    check_count("max_good", max_good, 1)
+    check_count("early_trials", early_trials, 0)
     for name, value in (("gamma", gamma), ("early_gamma", early_gamma)):
         if not _is_real(value) or not 0 < value <= 1:
             raise ValueError(f"{name}={value!r} must be a number in (0, 1]")
-    if not _is_real(prior_weight) or not prior_weight > 0:
-        raise ValueError(f"prior_weight={prior_weight!r} must be a number > 0")
+    check_number("prior_weight", prior_weight, 0.0)
     if bandwidth not in BANDWIDTH_RULES:
         raise ValueError(f"bandwidth={bandwidth!r} must be one of {', '.join(BANDWIDTH_RULES)}")
     config = TPEConfig(int(num_initial), int(num_candidates), float(gamma), int(max_good),
@@ -104,7 +105,7 @@ def tpe(space: Space, *, num_initial: int = 10, num_candidates: int = 64, gamma:
         return init_search_state(space.dim)
 
     def ask(state: SearchState, key: jax.Array, n: int):
-        _check_integer("n", n, 1)
+        check_count("n", n, 1)
         startup = _needs_startup(state.observed, config.num_initial)
         observed = grow(state.observed, MIN_KERNEL_SLOTS)
         pending = grow(state.pending, MIN_KERNEL_SLOTS)
@@ -112,11 +113,6 @@ def tpe(space: Space, *, num_initial: int = 10, num_candidates: int = 64, gamma:
         return rows, record_asked(state, rows), fresh
 
     return Searcher(init, ask, record_told)
-
-
-def _check_integer(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
 
 
 def _is_real(value) -> bool:

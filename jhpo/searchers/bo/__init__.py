@@ -26,7 +26,8 @@ from jhpo import gp
 from jhpo.searchers.base import (Buffer, Searcher, capacity_for, compact, empty_buffer, grow,
                                  record_told, write_after_filled)
 from jhpo.searchers.bo.kernels import first_untaken, fit_kernel, propose_kernel
-from jhpo.searchers.bo.options import BOConfig, Outputs, check_count, liar_for_ask, make_config
+from jhpo.searchers.base import check_count
+from jhpo.searchers.bo.options import BOConfig, Outputs, liar_for_ask, make_config
 from jhpo.searchers.random import halton_rows, quasirandom
 from jhpo.space import Space
 

@@ -3,10 +3,10 @@ reach the compiled kernels (hashable, so they key the kernels' jit caches)."""
 
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 from jhpo import acquisition as acq
+from jhpo.searchers.base import check_count, check_number
 from jhpo.searchers.bo.trust import TrustRegionConfig
 from jhpo.space import Space
 
@@ -193,21 +193,6 @@ def liar_for_rows(liar: str, n: int) -> str:
     if liar != "auto":
         return liar
     return "believer" if n == 1 else "best"
-
-
-def check_count(name: str, value, minimum: int) -> None:
-    """Raise a ValueError naming ``name`` unless ``value`` is an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
-
-
-def check_number(name: str, value, bound: float, allow_equal: bool = False) -> None:
-    """Raise a ValueError naming ``name`` unless ``value`` is a real number above
-    ``bound`` (or equal to it, with ``allow_equal``)."""
-    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not is_number or not (value >= bound if allow_equal else value > bound):
-        relation = ">=" if allow_equal else ">"
-        raise ValueError(f"{name}={value!r} must be a number {relation} {bound:g}")
 
 
 def check_flag(name: str, value) -> None:
