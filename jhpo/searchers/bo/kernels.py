@@ -19,7 +19,8 @@ from jhpo import gp
 from jhpo.searchers.base import Buffer
 from jhpo.searchers.bo.options import FitConfig, Outputs, ProposeConfig
 from jhpo.searchers.bo.targets import (feasible_rows, map_outputs, model_inputs,
-                                       modelled_rows, observed_inputs, standardised_targets)
+                                       modelled_rows, observed_inputs, standardised_targets,
+                                       told_columns)
 from jhpo.searchers.bo.trust import RegionBox, region_box
 from jhpo.space import Space
 
@@ -156,7 +157,7 @@ def propose_kernel(space: Space, config: ProposeConfig, outputs: Outputs, params
     centre_scores = jnp.where(any_feasible & ~feasible, jnp.inf, reference)
     box = None
     if config.trust_region is not None:
-        told = observed.y.reshape(observed.capacity, -1)[:, 0].astype(jnp.float64)
+        told = told_columns(observed)[:, 0]
         boxed = jnp.asarray([c.kind != "onehot" for c in space.columns
                              for _ in range(c.width)])
         box = region_box(config.trust_region, observed.x.astype(jnp.float64), told,
