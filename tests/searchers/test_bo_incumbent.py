@@ -40,7 +40,8 @@ def grid_argmax_of_logei(incumbent):
 
 
 def proposal(incumbent):
-    config = make_config(SPACE, incumbent=incumbent).propose
+    # Over the whole cube: the grid search knows nothing of a trust region's box.
+    config = make_config(SPACE, incumbent=incumbent, trust_region=False).propose
     observed = append(empty_buffer(1), jnp.asarray(X[:, None], jnp.float32),
                       jnp.asarray(Y, jnp.float32))
     params = jax.tree.map(lambda p: p[None], PARAMS)  # one modelled output

@@ -170,3 +170,40 @@ def test_a_small_box_confines_the_proposal_kernel():
 def test_bad_trust_region_options_name_the_option(options):
     with pytest.raises(ValueError, match="trust_region"):
         make_config(SPACE, **options)
+
+
+@pytest.mark.parametrize("options, expected", [
+    ({}, True),
+    ({"trust_region": "auto"}, True),
+    ({"trust_region": False}, False),
+    ({"num_objectives": 2}, False),
+    ({"num_constraints": 1}, False),
+    ({"multi_fidelity": True}, False),
+    ({"cost_aware": True}, True),
+])
+def test_auto_trust_region_is_on_only_for_a_single_value(options, expected):
+    config = make_config(SPACE, **options)
+    assert (config.propose.trust_region is not None) == expected
+
+
+@pytest.mark.parametrize("taken, expected", [
+    ([0.1, 0.3, 0.9], 0.5),  # the untaken row that scores best (score: -x)
+    ([0.3, 0.5, 0.7, 0.9], 0.1),
+])
+def test_the_fallback_is_the_best_scoring_untaken_row_of_the_whole_space(taken, expected):
+    lattice = Space({"n": jhpo.randint(1, 5)})  # five rows: 0.1, 0.3, ..., 0.9
+    with jax.enable_x64(True):
+        x_all = jnp.asarray(taken, jnp.float64)[:, None]
+        row, found = kernels.best_untaken(lattice, lambda rows: -rows[:, 0], jax.random.key(0),
+                                          x_all, jnp.ones(len(taken), bool))
+    assert bool(found)
+    assert float(row[0]) == pytest.approx(expected, abs=1e-6)
+
+
+def test_the_fallback_says_when_every_row_is_taken():
+    lattice = Space({"n": jhpo.randint(1, 5)})
+    with jax.enable_x64(True):
+        x_all = jnp.asarray([0.1, 0.3, 0.5, 0.7, 0.9], jnp.float64)[:, None]
+        _, found = kernels.best_untaken(lattice, lambda rows: -rows[:, 0], jax.random.key(0),
+                                        x_all, jnp.ones(5, bool))
+    assert not bool(found)

@@ -106,13 +106,15 @@ def bo(space: Space, **options) -> Searcher:
         for objectives where the GP misleads (see ``explores_at``). Only with one
         objective, no constraints and no fidelity. Off by default: on the scikit-learn
         tasks measured it engaged in most runs and cost more than it gained.
-    trust_region (False): maximise the acquisition inside a box around the best row of
+    trust_region ("auto"): maximise the acquisition inside a box around the best row of
         the current region, after TuRBO (``jhpo.searchers.bo.trust``): its side, scaled per
         column by the GP's length scales, doubles after 3 improvements in a row, halves
         after max(4, columns) rows in a row without one, and restarts, the first row
         unconfined, when it falls below 2^-7. Derived from the told values in order, so a
-        replay gives the same boxes. Only with one objective, no constraints and no
-        fidelity. Off by default (docs/design/bo.md has the measurements).
+        replay gives the same boxes. "auto" turns it on where it applies (one objective,
+        no constraints, no fidelity) and off elsewhere; True raises where it does not
+        apply; False maximises over the whole cube (docs/design/bo.md has the
+        measurements).
     multi_fidelity (False): each told row ends with the trial's fidelity in [0, 1]
         (``jhpo.goal.Goal.fidelity_of``); the GPs take it as one more input and the
         acquisition looks at fidelity 1. ``jhpo.tune`` and ``jhpo.tune_population`` turn

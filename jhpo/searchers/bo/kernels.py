@@ -227,7 +227,23 @@ def _maximize_over_space(space: Space, score, key, x_all, mask_all, config: Prop
         canonicalize=canonicalize, column_mask=column_mask, config=maximize_config,
         centres=best_row.astype(jnp.float64), bounds=bounds,
     )
+    if box is not None:
+        # On a lattice the box can hold only taken rows (a small integer space searched
+        # around its incumbent): the whole cube has the untaken ones.
+        row, found = jax.lax.cond(
+            found, lambda: (row, found),
+            lambda: best_untaken(space, score, jax.random.fold_in(key, 1), x_all, mask_all))
     return row.astype(jnp.float32), found
+
+
+def best_untaken(space: Space, score, key: jax.Array, x_all: jax.Array,
+                 mask_all: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The best-scoring of ``INITIAL_FALLBACK_ROWS`` random rows of the whole space that is
+    not among ``x_all`` under ``mask_all``, and whether there was one."""
+    candidates = space.sample(key, INITIAL_FALLBACK_ROWS).astype(jnp.float64)
+    taken = acq.rows_in(candidates, x_all, mask_all)
+    scores = jnp.where(taken, -jnp.inf, score(candidates))
+    return candidates[jnp.argmax(scores)], (~taken).any()
 
 
 def pending_lies(liar: str, params: gp.GPParams, x_observed: jax.Array, objective: jax.Array,

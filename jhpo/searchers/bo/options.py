@@ -99,7 +99,7 @@ def make_config(
     liar: str = "auto",
     incumbent: str = "observed",
     explore_after: int = 0,
-    trust_region: bool = False,
+    trust_region: bool | str = "auto",
 ) -> BOConfig:
     """Check the options of ``bo`` and gather them; see ``bo`` for their meaning."""
     if num_initial is None:
@@ -132,12 +132,8 @@ def make_config(
         raise ValueError(f"cost_exponent={cost_exponent!r} only applies with cost_aware=True")
     check_flag("multi_fidelity", multi_fidelity)
     check_count("explore_after", explore_after, 0)
-    check_flag("trust_region", trust_region)
-    if trust_region and (num_objectives != 1 or num_constraints or multi_fidelity):
-        raise ValueError(
-            "trust_region=True needs one objective, no constraints and no multi_fidelity: "
-            "its box grows and shrinks on improvements of a single value"
-        )
+    single_value = num_objectives == 1 and not num_constraints and not multi_fidelity
+    trust_region = trust_region_applies(trust_region, single_value)
     if acquisition == "ucb" and (num_constraints or cost_aware):
         raise ValueError(
             f"acquisition={acquisition!r} cannot be combined with constraints or cost_aware: "
@@ -193,6 +189,22 @@ def liar_for_rows(liar: str, n: int) -> str:
     if liar != "auto":
         return liar
     return "believer" if n == 1 else "best"
+
+
+def trust_region_applies(trust_region, single_value: bool) -> bool:
+    """Whether the trust region is on: "auto" turns it on where it applies (one objective,
+    no constraints, no fidelity; ``single_value``), True insists on it and raises where it
+    does not apply, since its box grows and shrinks on improvements of a single value."""
+    if isinstance(trust_region, str) and trust_region == "auto":
+        return single_value
+    if not isinstance(trust_region, bool):
+        raise ValueError(f"trust_region={trust_region!r} must be True, False or 'auto'")
+    if trust_region and not single_value:
+        raise ValueError(
+            "trust_region=True needs one objective, no constraints and no multi_fidelity: "
+            "its box grows and shrinks on improvements of a single value"
+        )
+    return trust_region
 
 
 def check_flag(name: str, value) -> None:
