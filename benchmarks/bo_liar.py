@@ -11,10 +11,12 @@ compiled before anything is timed.
 
     python benchmarks/bo_liar.py [--quick] [--json PATH] [--cpu N] [--seeds N]
                                  [--liars L ...] [--parts batch async] [--budget-s S]
+                                 [--bo-options JSON]
 """
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import time
@@ -36,14 +38,17 @@ def parse_args():
     parser.add_argument("--parts", nargs="+", choices=["batch", "async"], default=["batch", "async"])
     parser.add_argument("--budget-s", type=float, default=None,
                         help="wall-clock budget of one asynchronous run (60; quick 30)")
+    parser.add_argument("--bo-options", type=json.loads, default={},
+                        help='more options of bo as JSON, e.g. \'{"trust_region": false}\'')
     add_cpu_argument(parser)
     return parser.parse_args()
 
 
-def batch_log_regret(problem, liar: str, seed: int) -> float:
+def batch_log_regret(problem, liar: str, seed: int, bo_options: dict) -> float:
     import jhpo
 
-    optimizer = jhpo.Optimizer(problem.space, "bo", seed=seed, searcher_options={"liar": liar})
+    optimizer = jhpo.Optimizer(problem.space, "bo", seed=seed,
+                               searcher_options={**bo_options, "liar": liar})
     best = math.inf
     for _ in range(BATCH_ROUNDS):
         configs = optimizer.ask(BATCH_SIZE)
@@ -53,14 +58,14 @@ def batch_log_regret(problem, liar: str, seed: int) -> float:
     return math.log10(max(problem.regret(best), 1e-12))
 
 
-def batch_part(problem_names, liars, seeds: int) -> list[dict]:
+def batch_part(problem_names, liars, seeds: int, bo_options: dict) -> list[dict]:
     from jhpo import problems
 
     rows = []
     for name in problem_names:
         problem = getattr(problems, name)()
         for liar in liars:
-            regrets = [batch_log_regret(problem, liar, seed) for seed in range(seeds)]
+            regrets = [batch_log_regret(problem, liar, seed, bo_options) for seed in range(seeds)]
             rows.append({"problem": name, "liar": liar, "log10_regrets": regrets,
                          "median": statistics.median(regrets)})
             print(f"batch {name:12s} {liar:9s} median log10 regret {rows[-1]['median']:7.2f}",
@@ -68,10 +73,11 @@ def batch_part(problem_names, liars, seeds: int) -> list[dict]:
     return rows
 
 
-def async_run(liar: str | None, workers: int, seed: int, budget_s: float) -> dict:
+def async_run(liar: str | None, workers: int, seed: int, budget_s: float,
+              bo_options: dict) -> dict:
     import jhpo
 
-    options = None if liar is None else {"liar": liar}
+    options = bo_options if liar is None else {**bo_options, "liar": liar}
     began = time.time()
     result = jhpo.tune(sleeping.sleeping_branin, sleeping.branin_space(), searcher="bo",
                        searcher_options=options, num_trials=1000, max_wallclock_s=budget_s,
@@ -80,20 +86,20 @@ def async_run(liar: str | None, workers: int, seed: int, budget_s: float) -> dic
             "seconds_to_targets": sleeping.seconds_to_targets(result.trials, began)}
 
 
-def compile_liar(liar: str) -> None:
+def compile_liar(liar: str, bo_options: dict) -> None:
     """Run each liar once on 4 workers of an instant objective, so the buffer sizes a
     timed run reaches are compiled for its kernels beforehand."""
     import jhpo
 
-    jhpo.tune(sleeping.branin, sleeping.branin_space(), searcher="bo", searcher_options={"liar": liar},
-              num_trials=260, workers=4, progress=False)
+    jhpo.tune(sleeping.branin, sleeping.branin_space(), searcher="bo",
+              searcher_options={**bo_options, "liar": liar}, num_trials=260, workers=4, progress=False)
 
 
-def async_part(liars, seeds: int, budget_s: float) -> list[dict]:
+def async_part(liars, seeds: int, budget_s: float, bo_options: dict) -> list[dict]:
     for liar in liars:
-        compile_liar(liar)
+        compile_liar(liar, bo_options)
     # seeds outermost, so that a change in the machine's load falls on every liar alike
-    return [async_run(liar, workers, seed, budget_s) for seed in range(seeds)
+    return [async_run(liar, workers, seed, budget_s, bo_options) for seed in range(seeds)
             for liar, workers in [(None, 1)] + [(liar, 4) for liar in liars]]
 
 
@@ -125,12 +131,13 @@ def main():
     pin_cpu(args.cpu)
     seeds = args.seeds or (2 if args.quick else 5)
     budget_s = args.budget_s or (30.0 if args.quick else 60.0)
-    payload = {"versions": versions(), "quick": args.quick, "seeds": seeds}
+    payload = {"versions": versions(), "quick": args.quick, "seeds": seeds,
+               "bo_options": args.bo_options}
     if "batch" in args.parts:
         problem_names = BATCH_PROBLEMS[:2] if args.quick else BATCH_PROBLEMS
-        payload["batch"] = batch_part(problem_names, args.liars, seeds)
+        payload["batch"] = batch_part(problem_names, args.liars, seeds, args.bo_options)
     if "async" in args.parts:
-        payload["async"] = async_part(args.liars, seeds, budget_s)
+        payload["async"] = async_part(args.liars, seeds, budget_s, args.bo_options)
         print_async(payload["async"])
     write_json(args.json, payload)
 
