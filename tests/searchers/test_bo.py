@@ -14,7 +14,7 @@ from jhpo import problems
 from jhpo.searchers import make
 from jhpo.searchers.base import Buffer, append
 from jhpo.searchers.bo import Outputs, explores_at, kernels, make_config, rows_since_best, targets
-from jhpo.searchers.bo.options import liar_for_ask
+from jhpo.searchers.bo.options import config_for_ask
 from jhpo.searchers.random import halton_rows
 from jhpo.space import Space
 
@@ -353,7 +353,7 @@ def test_the_believer_lie_leaves_the_objectives_mean_and_shrinks_its_variance_at
                                                ("worst", 1, "worst"), ("mean", 4, "mean")])
 def test_auto_liar_believes_the_gp_for_one_row_and_takes_the_best_value_for_a_batch(liar, n, resolved):
     config = make_config(SPACE, liar=liar)
-    assert liar_for_ask(config, n).propose.liar == resolved
+    assert config_for_ask(config, n).propose.liar == resolved
 
 
 def test_an_unresolved_liar_never_reaches_the_kernel():

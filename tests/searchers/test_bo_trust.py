@@ -11,6 +11,7 @@ import pytest
 import jhpo
 from jhpo.searchers import make
 from jhpo.searchers.bo import Outputs, kernels, make_config
+from jhpo.searchers.bo.options import config_for_ask
 from jhpo.searchers.bo.trust import TrustRegionConfig, region_box, region_history
 from jhpo.space import Space
 
@@ -207,3 +208,11 @@ def test_the_fallback_says_when_every_row_is_taken():
         _, found = kernels.best_untaken(lattice, lambda rows: -rows[:, 0], jax.random.key(0),
                                         x_all, jnp.ones(5, bool))
     assert not bool(found)
+
+
+@pytest.mark.parametrize("trust_region, n, boxed", [
+    ("auto", 1, True), ("auto", 4, False), (True, 1, True), (True, 4, True), (False, 1, False),
+])
+def test_auto_keeps_the_region_to_one_row_asks_and_true_to_batches_too(trust_region, n, boxed):
+    config = config_for_ask(make_config(SPACE, trust_region=trust_region), n)
+    assert (config.propose.trust_region is not None) == boxed

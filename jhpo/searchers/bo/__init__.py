@@ -27,7 +27,7 @@ from jhpo.searchers.base import (Buffer, Searcher, capacity_for, compact, empty_
                                  record_told, write_after_filled)
 from jhpo.searchers.bo.kernels import first_untaken, fit_kernel, propose_kernel
 from jhpo.searchers.base import check_count
-from jhpo.searchers.bo.options import BOConfig, Outputs, liar_for_ask, make_config
+from jhpo.searchers.bo.options import BOConfig, Outputs, config_for_ask, make_config
 from jhpo.searchers.random import halton_rows, quasirandom
 from jhpo.space import Space
 
@@ -111,10 +111,10 @@ def bo(space: Space, **options) -> Searcher:
         column by the GP's length scales, doubles after 3 improvements in a row, halves
         after max(4, columns) rows in a row without one, and restarts, the first row
         unconfined, when it falls below 2^-7. Derived from the told values in order, so a
-        replay gives the same boxes. "auto" turns it on where it applies (one objective,
-        no constraints, no fidelity) and off elsewhere; True raises where it does not
-        apply; False maximises over the whole cube (docs/design/bo.md has the
-        measurements).
+        replay gives the same boxes. "auto" turns it on for one-row asks where it applies
+        (one objective, no constraints, no fidelity) and off elsewhere: a batch searches the
+        whole cube; True keeps it for batches too and raises where it does not apply;
+        False maximises over the whole cube (docs/design/bo.md has the measurements).
     multi_fidelity (False): each told row ends with the trial's fidelity in [0, 1]
         (``jhpo.goal.Goal.fidelity_of``); the GPs take it as one more input and the
         acquisition looks at fidelity 1. ``jhpo.tune`` and ``jhpo.tune_population`` turn
@@ -141,7 +141,7 @@ def bo(space: Space, **options) -> Searcher:
         levels = read_fill_levels(state)
         fit_key, *row_keys = jax.random.split(key, n + 1)
         weights = parego_weights(outputs, fit_key)
-        asked_config = liar_for_ask(config, n)
+        asked_config = config_for_ask(config, n)
         initial_design = levels.observed < config.num_initial
         first = levels.observed + levels.pending  # the index of this ask's first row
         quasi = [initial_design

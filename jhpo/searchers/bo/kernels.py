@@ -270,7 +270,7 @@ def constant_lie(liar: str, objective: jax.Array, mask: jax.Array) -> jax.Array:
     if liar == "best":
         return jnp.min(jnp.where(mask, objective, jnp.inf))
     raise ValueError(f"liar={liar!r} must be resolved to 'believer', 'best', 'mean' or 'worst' "
-                     "before proposing (see options.liar_for_ask)")
+                     "before proposing (see options.config_for_ask)")
 
 
 @functools.partial(jax.jit, static_argnums=0, compiler_options=gp.COMPILER_OPTIONS)
