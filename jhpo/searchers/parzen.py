@@ -14,7 +14,10 @@ A mixture has one component per weighted row (a centre) plus a prior component o
   int or ordinal column scores the kernel's mass over the bin of the candidate's value, so
   two mixtures are compared on the lattice the objective sees;
 - for a one-hot block of k categories a categorical kernel: ``(1 + a) / (1 + k a)`` on the
-  row's category and ``a / (1 + k a)`` on each other one, with ``a = prior_weight / (m + 1)``;
+  row's category and ``a / (1 + k a)`` on each other one, with ``a = prior_weight / (m + 1)``
+  (the prior's weight shared by the m kernels and the prior component, Optuna's
+  convention) or, with ``per_row_categorical_prior``, ``a = prior_weight`` (each kernel the
+  prior updated by its own row alone; ``categorical_smoothing``);
 - in the prior component, a Gaussian of centre 0.5 and width 1 on numeric columns and
   uniform categories.
 
@@ -59,10 +62,12 @@ class Parzen(NamedTuple):
 
 
 def fit_parzen(space: Space, rows: jax.Array, weights: jax.Array, prior_weight: float,
-               bandwidth: str = "scott") -> Parzen:
+               bandwidth: str = "scott",
+               per_row_categorical_prior: bool | jax.Array = False) -> Parzen:
     """The mixture of the rows with weight > 0 (rows canonical), with the bandwidth rule
     ``bandwidth`` (one of ``BANDWIDTH_RULES``: ``scott_bandwidths`` or
-    ``neighbour_bandwidths``) and the module's categorical smoothing."""
+    ``neighbour_bandwidths``) and the categorical kernels of ``categorical_smoothing``
+    (``per_row_categorical_prior`` may be traced)."""
     weights = jnp.asarray(weights, jnp.float32)
     active = space.column_mask(rows) & (weights > 0)[:, None]
     if bandwidth == "scott":
@@ -75,9 +80,25 @@ def fit_parzen(space: Space, rows: jax.Array, weights: jax.Array, prior_weight: 
         active=active,
         weights=weights,
         bandwidth=widths,
-        smoothing=prior_weight / (count + 1.0),
+        smoothing=categorical_smoothing(count, prior_weight, per_row_categorical_prior),
         prior_weight=jnp.asarray(prior_weight, jnp.float32),
     )
+
+
+def categorical_smoothing(count: jax.Array, prior_weight: float,
+                          per_row: bool | jax.Array = False) -> jax.Array:
+    """The weight ``a`` that a categorical kernel puts on every category besides the one
+    of its row (``(1 + a) / (1 + k a)`` on that one, ``a / (1 + k a)`` on each of the
+    other k - 1), for ``count`` rows with the parameter active.
+
+    By default ``a = prior_weight / (count + 1)``: the prior's weight shared among the
+    kernels and the prior component (Optuna's convention), so each kernel grows sharper
+    as the group grows. With ``per_row``, ``a = prior_weight``: each kernel is the
+    symmetric Dirichlet prior of weight ``prior_weight`` per category updated by its own
+    row alone, and stays as broad however many rows there are (the TPE searcher's good
+    group in its early phase; ``tpe.fit_good_parzen`` says why)."""
+    shared = prior_weight / (count + 1.0)
+    return jnp.where(per_row, jnp.full_like(shared, prior_weight), shared)
 
 
 def scott_bandwidths(rows: jax.Array, active: jax.Array, num_parameters: int) -> jax.Array:

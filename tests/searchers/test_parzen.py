@@ -98,14 +98,18 @@ def normal_mass(a, b):
     return stats.norm.cdf(b) - stats.norm.cdf(a)
 
 
-def reference_log_density(space, centres, weights, prior_weight, candidates, rule="scott"):
+def reference_log_density(space, centres, weights, prior_weight, candidates, rule="scott",
+                          per_row_prior=False):
     centres, candidates = np.asarray(centres, float), np.asarray(candidates, float)
     used = [i for i in range(len(centres)) if weights[i] > 0]
     centre_configs = space.to_configs(centres)
     widths, smoothing = {}, {}
     for column in space.columns:
         holders = [i for i in used if column.name in centre_configs[i]]
-        smoothing[column.name] = prior_weight / (len(holders) + 1)
+        # The categorical kernel's weight on the other categories: the prior's weight
+        # shared among the kernels and the prior component, or all of it for each kernel.
+        smoothing[column.name] = (prior_weight if per_row_prior
+                                  else prior_weight / (len(holders) + 1))
         column_values = [centres[i, column.start] for i in holders]
         rule_widths = (reference_widths(column_values) if rule == "neighbour"
                        else reference_scott_widths(column_values, len(space.columns)))
@@ -141,16 +145,27 @@ def reference_log_density(space, centres, weights, prior_weight, candidates, rul
 # ----------------------------------------------------------------------------- densities
 
 
+@pytest.mark.parametrize("per_row_prior", [False, True])
 @pytest.mark.parametrize("rule", parzen.BANDWIDTH_RULES)
 @pytest.mark.parametrize("prior_weight", [1.0, 0.3])
-def test_log_density_matches_a_loop_wise_numpy_computation(prior_weight, rule):
+def test_log_density_matches_a_loop_wise_numpy_computation(prior_weight, rule, per_row_prior):
     centres = MIXED.sample(jax.random.key(0), 14)
     weights = np.array([0.3, 1.0, 0.55] + [1.0] * 7 + [0.0] * 4)  # the last four are unused
     candidates = MIXED.sample(jax.random.key(1), 30)
-    parzen = fit_parzen(MIXED, centres, weights, prior_weight, rule)
+    parzen = fit_parzen(MIXED, centres, weights, prior_weight, rule, jnp.asarray(per_row_prior))
     ours = np.asarray(parzen_log_density(MIXED, parzen, candidates))
-    expected = reference_log_density(MIXED, centres, weights, prior_weight, candidates, rule)
+    expected = reference_log_density(MIXED, centres, weights, prior_weight, candidates, rule,
+                                     per_row_prior)
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("per_row", [False, True])
+def test_categorical_smoothing_shares_the_prior_or_gives_it_to_each_row(per_row):
+    counts = np.array([0.0, 1.0, 6.0, 25.0, 400.0], np.float32)
+    ours = np.asarray(jax.jit(parzen.categorical_smoothing)(jnp.asarray(counts), 0.7,
+                                                            jnp.asarray(per_row)))
+    expected = np.full(counts.shape, 0.7) if per_row else 0.7 / (counts + 1.0)
+    np.testing.assert_allclose(ours, expected, rtol=1e-6)
 
 
 def test_log_density_is_a_density_over_one_float():

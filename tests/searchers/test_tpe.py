@@ -95,8 +95,11 @@ def test_early_phase_takes_the_early_gamma_until_early_trials_are_told(count, sa
     np.testing.assert_array_equal(asked_rows(with_phase, state), asked_rows(without, state))
 
 
-def test_early_phase_changes_the_proposals_of_scotts_rule_only_before_early_trials():
-    space = Space({"x": jhpo.uniform(0.0, 1.0), "y": jhpo.uniform(0.0, 1.0)})
+@pytest.mark.parametrize("space", [
+    Space({"x": jhpo.uniform(0.0, 1.0), "y": jhpo.uniform(0.0, 1.0)}),
+    Space({"x": jhpo.uniform(0.0, 1.0), "c": jhpo.choice(["a", "b", "c", "d"])}),
+])
+def test_early_phase_changes_the_proposals_of_scotts_rule_only_before_early_trials(space):
     with_phase = make("tpe", space, early_trials=60, early_gamma=0.1)
     without = make("tpe", space, early_trials=0)
     early, late = told(with_phase, space, 59), told(with_phase, space, 60)
@@ -115,6 +118,23 @@ def test_bad_mixture_takes_the_neighbour_rule_early(early, rule):
         MIXED, rows, weights, config.prior_weight, rule)
     for a, b in zip(ours, expected):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+
+
+@pytest.mark.parametrize("early", [True, False])
+def test_good_mixture_has_broad_categorical_kernels_only_early(early):
+    rows = MIXED.sample(jax.random.key(3), 20)
+    weights = jnp.r_[jnp.ones(12), jnp.zeros(8)]
+    config = tpe.TPEConfig(prior_weight=0.8)
+    ours = jax.jit(tpe.fit_good_parzen, static_argnums=(0, 1))(
+        MIXED, config, jnp.asarray(early), rows, weights)
+    opt = MIXED.columns[MIXED.names.index("opt")].start
+    expected = 0.8 if early else 0.8 / (12 + 1)  # "opt" is active in all 12 rows
+    assert float(ours.smoothing[opt]) == pytest.approx(expected, rel=1e-6)
+    plain = jax.jit(parzen.fit_parzen, static_argnums=(0, 3, 4))(
+        MIXED, rows, weights, config.prior_weight, config.bandwidth)
+    for name in ("centres", "active", "weights", "bandwidth"):  # numeric kernels unchanged
+        np.testing.assert_allclose(np.asarray(getattr(ours, name)),
+                                   np.asarray(getattr(plain, name)), rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------- conditionals
