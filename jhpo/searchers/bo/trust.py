@@ -32,6 +32,9 @@ class TrustRegionConfig(NamedTuple):
     initial: float = 0.8  # side at the start and after a restart (in length-scale units)
     minimum: float = 2.0 ** -7  # below this the region restarts
     maximum: float = 1.6
+    trend_fit: float = 0.99  # adjusted R^2 from which the trend row is proposed (trend.py)
+    trend_in_box: bool = False
+    trend_period: int = 2
 
 
 class RegionHistory(NamedTuple):
