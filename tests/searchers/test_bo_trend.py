@@ -123,11 +123,13 @@ def expected_trend_row(state):
 
 def test_a_bowl_gets_the_trend_row_on_every_other_row():
     searcher, state = told(bowl, 14)  # 14 rows for 7 terms; the next one's index is even
-    rows, after, fresh = searcher.ask(state, jax.random.key(1), 2)
+    rows, after, fresh = searcher.ask(state, jax.random.key(1), 3)
     np.testing.assert_allclose(np.asarray(rows[0]), expected_trend_row(state), atol=1e-6)
     assert np.abs(np.asarray(rows[0]) - CENTRE).max() < 1e-2
-    # The second row (index 15, odd) is the acquisition's, elsewhere.
+    # The second row (index 15, odd) is the acquisition's, elsewhere; the third (even)
+    # would be the trend row again, pending now, so it is the acquisition's too.
     assert np.abs(np.asarray(rows[1]) - np.asarray(rows[0])).max() > 1e-6
+    assert np.abs(np.asarray(rows[2]) - np.asarray(rows[0])).max() > 1e-6
     assert bool(np.all(np.asarray(fresh)))
 
 
