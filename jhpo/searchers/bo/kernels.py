@@ -175,17 +175,17 @@ def propose_kernel(space: Space, config: ProposeConfig, outputs: Outputs, params
 def _trend_proposal(space: Space, region: TrustRegionConfig, observed: Buffer, told: jax.Array,
                     box: RegionBox, x_all: jax.Array, mask_all: jax.Array):
     """The trend row (``trend.trend_minimiser`` of a separable quadratic fitted to every
-    finite observation, on the columns the box applies to) and whether to propose it:
-    when the fit's adjusted R^2 reaches ``region.trend_fit``, on every other row (the
-    rows observed and pending counted), and when it is neither observed nor pending."""
+    finite observation, on the columns the box applies to, clipped to the box) and whether
+    to propose it: when the fit's adjusted R^2 reaches ``region.trend_fit``, on every
+    ``region.trend_period``-th row (the rows observed and pending counted), and when it
+    is neither observed nor pending."""
     x = observed.x.astype(jnp.float64)
     columns = jnp.asarray([c.kind != "onehot" for c in space.columns for _ in range(c.width)])
     told = told.astype(jnp.float64)
     weights = (observed.mask & jnp.isfinite(told)).astype(jnp.float64)
     fit = fit_separable_quadratic(x, jnp.where(weights > 0, told, 0.0), weights, columns)
     best = x[jnp.argmin(jnp.where(weights > 0, told, jnp.inf))]
-    low, high = (box.low, box.high) if region.trend_in_box else (0.0, 1.0)
-    raw = trend_minimiser(fit, best, low, high)
+    raw = trend_minimiser(fit, best, box.low, box.high)
     row = space.canonicalize(raw[None].astype(jnp.float32))[0]
     index = observed.mask.sum() + mask_all[observed.capacity:].sum()
     taken = acq.rows_in(row[None].astype(jnp.float64), x_all, mask_all)[0]

@@ -12,7 +12,7 @@ proposal kernel.
 With the region comes the trend row (``jhpo.searchers.bo.trend``): on every other row,
 while a separable quadratic fitted to all the observations leaves less than 0.1% of their
 variance unexplained (a wide bowl whose ripples the GP cannot resolve), its minimiser is
-proposed instead of the acquisition's row.
+proposed (clipped to the box) instead of the acquisition's row.
 """
 
 from __future__ import annotations
@@ -38,8 +38,7 @@ class TrustRegionConfig(NamedTuple):
     minimum: float = 2.0 ** -7  # below this the region restarts
     maximum: float = 1.6
     trend_fit: float = 0.999  # adjusted R^2 from which the trend row is proposed (trend.py)
-    trend_in_box: bool = False
-    trend_period: int = 2
+    trend_period: int = 2  # the trend row is considered on rows whose index is a multiple
 
 
 class RegionHistory(NamedTuple):
