@@ -9,7 +9,7 @@ current region began are a function of the observed values in the order told
 (not told yet) never move it. The functions are pure and run inside the compiled
 proposal kernel.
 
-With the region comes the trend row (``jhpo.searchers.bo.trend``): on every other row,
+With the region comes the trend row (``jhpo.searchers.bo.trend``): on every third row,
 while a separable quadratic fitted to all the observations leaves less than 0.1% of their
 variance unexplained (a wide bowl whose ripples the GP cannot resolve), its minimiser is
 proposed (clipped to the box) instead of the acquisition's row.
@@ -38,7 +38,7 @@ class TrustRegionConfig(NamedTuple):
     minimum: float = 2.0 ** -7  # below this the region restarts
     maximum: float = 1.6
     trend_fit: float = 0.999  # adjusted R^2 from which the trend row is proposed (trend.py)
-    trend_period: int = 2  # the trend row is considered on rows whose index is a multiple
+    trend_period: int = 3  # the trend row is considered on rows whose index is a multiple of it
 
 
 class RegionHistory(NamedTuple):
