@@ -115,6 +115,10 @@ def bo(space: Space, **options) -> Searcher:
         (one objective, no constraints, no fidelity) and off elsewhere: a batch searches the
         whole cube; True keeps it for batches too and raises where it does not apply;
         False maximises over the whole cube (docs/design/bo.md has the measurements).
+        With the region, every third row is the minimiser of a separable quadratic fitted
+        by least squares to the observations, when it leaves less than 0.1% of their
+        variance unexplained (``jhpo.searchers.bo.trend``: a wide bowl whose ripples the
+        GP interpolates).
     multi_fidelity (False): each told row ends with the trial's fidelity in [0, 1]
         (``jhpo.goal.Goal.fidelity_of``); the GPs take it as one more input and the
         acquisition looks at fidelity 1. ``jhpo.tune`` and ``jhpo.tune_population`` turn

@@ -21,7 +21,8 @@ from jhpo.searchers.bo.options import FitConfig, Outputs, ProposeConfig
 from jhpo.searchers.bo.targets import (feasible_rows, map_outputs, model_inputs,
                                        modelled_rows, observed_inputs, standardised_targets,
                                        told_columns)
-from jhpo.searchers.bo.trust import RegionBox, region_box
+from jhpo.searchers.bo.trend import fit_separable_quadratic, trend_minimiser
+from jhpo.searchers.bo.trust import RegionBox, TrustRegionConfig, region_box
 from jhpo.space import Space
 
 # Random rows tried, in order, when an initial Halton row is already taken
@@ -162,8 +163,34 @@ def propose_kernel(space: Space, config: ProposeConfig, outputs: Outputs, params
                              for _ in range(c.width)])
         box = region_box(config.trust_region, observed.x.astype(jnp.float64), told,
                          observed.mask, params64.log_lengthscale[0][:space.dim], boxed)
-    return _maximize_over_space(space, score, key, x_all, mask_all, config, observed,
-                                centre_scores, box)
+    row, found = _maximize_over_space(space, score, key, x_all, mask_all, config, observed,
+                                      centre_scores, box)
+    if box is None:
+        return row, found
+    trend_row, use_trend = _trend_proposal(space, config.trust_region, observed, told, box,
+                                           x_all, mask_all)
+    return jnp.where(use_trend, trend_row, row), found | use_trend
+
+
+def _trend_proposal(space: Space, region: TrustRegionConfig, observed: Buffer, told: jax.Array,
+                    box: RegionBox, x_all: jax.Array, mask_all: jax.Array):
+    """The trend row (``trend.trend_minimiser`` of a separable quadratic fitted to every
+    finite observation, on the columns the box applies to, clipped to the box) and whether
+    to propose it: when the fit's adjusted R^2 reaches ``region.trend_fit``, on every
+    ``region.trend_period``-th row (the rows observed and pending counted), and when it
+    is neither observed nor pending."""
+    x = observed.x.astype(jnp.float64)
+    columns = jnp.asarray([c.kind != "onehot" for c in space.columns for _ in range(c.width)])
+    told = told.astype(jnp.float64)
+    weights = (observed.mask & jnp.isfinite(told)).astype(jnp.float64)
+    fit = fit_separable_quadratic(x, jnp.where(weights > 0, told, 0.0), weights, columns)
+    best = x[jnp.argmin(jnp.where(weights > 0, told, jnp.inf))]
+    raw = trend_minimiser(fit, best, box.low, box.high)
+    row = space.canonicalize(raw[None].astype(jnp.float32))[0]
+    index = observed.mask.sum() + mask_all[observed.capacity:].sum()
+    taken = acq.rows_in(row[None].astype(jnp.float64), x_all, mask_all)[0]
+    use = (fit.adjusted_r2 >= region.trend_fit) & (index % region.trend_period == 0) & ~taken
+    return row, use
 
 
 def _means_at_observed(params: gp.GPParams, posteriors: gp.Posterior,

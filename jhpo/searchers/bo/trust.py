@@ -8,6 +8,11 @@ current region began are a function of the observed values in the order told
 (``region_history``), so a replay of the records gives the same boxes, and pending rows
 (not told yet) never move it. The functions are pure and run inside the compiled
 proposal kernel.
+
+With the region comes the trend row (``jhpo.searchers.bo.trend``): on every third row,
+while a separable quadratic fitted to all the observations leaves less than 0.1% of their
+variance unexplained (a wide bowl whose ripples the GP cannot resolve), its minimiser is
+proposed (clipped to the box) instead of the acquisition's row.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ class TrustRegionConfig(NamedTuple):
     initial: float = 0.8  # side at the start and after a restart (in length-scale units)
     minimum: float = 2.0 ** -7  # below this the region restarts
     maximum: float = 1.6
+    trend_fit: float = 0.999  # adjusted R^2 from which the trend row is proposed (trend.py)
+    trend_period: int = 3  # the trend row is considered on rows whose index is a multiple of it
 
 
 class RegionHistory(NamedTuple):
