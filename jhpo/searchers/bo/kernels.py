@@ -167,23 +167,21 @@ def propose_kernel(space: Space, config: ProposeConfig, outputs: Outputs, params
                                       centre_scores, box)
     if box is None:
         return row, found
-    trend_row, use_trend = _trend_proposal(space, config.trust_region, observed, told, box,
-                                           x_all, mask_all)
+    trend_row, use_trend = _trend_proposal(space, config.trust_region, observed, told, boxed,
+                                           box, x_all, mask_all)
     return jnp.where(use_trend, trend_row, row), found | use_trend
 
 
 def _trend_proposal(space: Space, region: TrustRegionConfig, observed: Buffer, told: jax.Array,
-                    box: RegionBox, x_all: jax.Array, mask_all: jax.Array):
+                    boxed: jax.Array, box: RegionBox, x_all: jax.Array, mask_all: jax.Array):
     """The trend row (``trend.trend_minimiser`` of a separable quadratic fitted to every
-    finite observation, on the columns the box applies to, clipped to the box) and whether
-    to propose it: when the fit's adjusted R^2 reaches ``region.trend_fit``, on every
-    ``region.trend_period``-th row (the rows observed and pending counted), and when it
-    is neither observed nor pending."""
+    finite value of ``told``, on the columns the box applies to, ``boxed``, clipped to the
+    box) and whether to propose it: when the fit's adjusted R^2 reaches
+    ``region.trend_fit``, on every ``region.trend_period``-th row (the rows observed and
+    pending counted), and when it is neither observed nor pending."""
     x = observed.x.astype(jnp.float64)
-    columns = jnp.asarray([c.kind != "onehot" for c in space.columns for _ in range(c.width)])
-    told = told.astype(jnp.float64)
     weights = (observed.mask & jnp.isfinite(told)).astype(jnp.float64)
-    fit = fit_separable_quadratic(x, jnp.where(weights > 0, told, 0.0), weights, columns)
+    fit = fit_separable_quadratic(x, told, weights, boxed)
     best = x[jnp.argmin(jnp.where(weights > 0, told, jnp.inf))]
     raw = trend_minimiser(fit, best, box.low, box.high)
     row = space.canonicalize(raw[None].astype(jnp.float32))[0]
